@@ -1,0 +1,24 @@
+// The differences between LibTorch 1.13 (Debian, this CPU build) and 2.x (CUDA builds) that
+// k2forge meets, in one place: everything else is written against the common API.
+#pragma once
+
+#include <torch/version.h>
+
+#include <c10/core/ScalarType.h>
+
+#define K2F_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// A native float8 e4m3 dtype exists from 2.1; before that FP8 bytes are kept as uint8 and
+// decoded by hand (quant/).
+#if K2F_TORCH_AT_LEAST(2, 1)
+#define K2F_HAS_FLOAT8 1
+#else
+#define K2F_HAS_FLOAT8 0
+#endif
+
+namespace k2f::compat {
+
+inline const char* torch_version() { return TORCH_VERSION; }
+
+}  // namespace k2f::compat

@@ -1,0 +1,86 @@
+#include "model/kimi_model.h"
+
+#include <torch/nn/init.h>
+
+#include "base/error.h"
+
+namespace k2f::model {
+
+KimiModelImpl::KimiModelImpl(const ModelConfig& c) : config(c) {
+  c.validate();
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    decoder_layers.push_back(DecoderLayer(c, i));
+    layers->push_back(decoder_layers.back());
+  }
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+SequenceContext KimiModelImpl::sequence_context(const ForwardInputs& in) const {
+  const int64_t B = in.tokens_BT.size(0), T = in.tokens_BT.size(1);
+  const auto device = in.tokens_BT.device();
+  auto positions_BT = in.positions_BT;
+  if (!positions_BT.defined()) {
+    positions_BT = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device)).unsqueeze(0).expand({B, T});
+  }
+  return SequenceContext{rope_tables(config, positions_BT), causal_mask(B, T, in.segment_ids_BT, device)};
+}
+
+torch::Tensor KimiModelImpl::forward(const ForwardInputs& in, torch::ScalarType compute_dtype) {
+  const auto context = sequence_context(in);
+  auto h_BTD = embed_tokens->forward(in.tokens_BT).to(compute_dtype);
+  for (auto& layer : decoder_layers) h_BTD = layer->forward(h_BTD, context);
+  return norm->forward(h_BTD);
+}
+
+KimiForCausalLMImpl::KimiForCausalLMImpl(const ModelConfig& c) {
+  model = register_module("model", KimiModel(c));
+  lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size));
+}
+
+torch::Tensor KimiForCausalLMImpl::forward(const ForwardInputs& inputs) {
+  check(inputs.tokens_BT.dim() == 2, "model input: expected token ids [batch, tokens], got ", inputs.tokens_BT.dim(),
+        " dimensions");
+  return lm_head->forward(model->forward(inputs, compute_dtype)).to(accumulate_dtype(compute_dtype));
+}
+
+void init_weights(KimiForCausalLM& lm, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  const double std = lm->model->config.initializer_range;
+  for (auto& [name, tensor] : named_state(*lm)) {
+    const bool is_norm = name.find("norm") != std::string::npos;  // input/post/q_a/kv_a layernorms, model.norm
+    if (name.find("e_score_correction_bias") != std::string::npos) {
+      tensor.zero_();
+    } else if (is_norm) {
+      tensor.fill_(1.0);
+    } else {
+      auto values = at::normal(0.0, std, tensor.sizes(), generator, torch::TensorOptions().dtype(torch::kFloat32));
+      tensor.copy_(values);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& item : m.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
+  for (const auto& item : m.named_buffers(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
+  return state;
+}
+
+torch::Tensor next_token_logprobs(const torch::Tensor& logits_BTV, const torch::Tensor& tokens_BT) {
+  const int64_t T = tokens_BT.size(1);
+  const auto wide = accumulate_dtype(logits_BTV.scalar_type());
+  const auto logprobs_BTV = torch::log_softmax(logits_BTV.narrow(1, 0, T - 1).to(wide), -1);
+  return logprobs_BTV.gather(2, tokens_BT.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
+}
+
+torch::ScalarType parse_compute_dtype(const std::string& name, const std::string& what) {
+  if (name == "fp32" || name == "float32") return torch::kFloat32;
+  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
+  if (name == "fp64" || name == "float64") return torch::kFloat64;
+  fail(what, ": unknown dtype \"", name, "\" (expected fp32 or bf16)");
+}
+
+}  // namespace k2f::model

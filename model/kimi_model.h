@@ -1,0 +1,66 @@
+// The whole Kimi-K2 causal LM with HF module names: KimiForCausalLM = { model: KimiModel
+// { embed_tokens, layers.{i}, norm }, lm_head }, so named_parameters() yields exactly the HF
+// tensor names. Its public parts (embedding, layer list, final norm, head) are what pipeline
+// stages are cut from. Weights are fp32 masters; `compute_dtype` picks fp32 or bf16 activations.
+// Legend: B batch, T tokens, D hidden, V vocab.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include "model/config.h"
+#include "model/decoder_layer.h"
+
+namespace k2f::model {
+
+struct ForwardInputs {
+  torch::Tensor tokens_BT;       // int64
+  torch::Tensor positions_BT;    // optional: 0..T-1 per row when undefined
+  torch::Tensor segment_ids_BT;  // optional: tokens attend only within equal ids (packed documents)
+};
+
+class KimiModelImpl : public torch::nn::Module {
+ public:
+  explicit KimiModelImpl(const ModelConfig& config);
+  // Final hidden states [B,T,D] in `compute_dtype`, after model.norm.
+  torch::Tensor forward(const ForwardInputs& inputs, torch::ScalarType compute_dtype);
+  // Rotary tables and mask for a batch (shared by every layer of one forward).
+  SequenceContext sequence_context(const ForwardInputs& inputs) const;
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  std::vector<DecoderLayer> decoder_layers;  // the same modules as `layers`, typed
+  ModelConfig config;
+};
+TORCH_MODULE(KimiModel);
+
+class KimiForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit KimiForCausalLMImpl(const ModelConfig& config);
+  // Logits [B,T,V] in fp32.
+  torch::Tensor forward(const ForwardInputs& inputs);
+  torch::Tensor forward(const torch::Tensor& tokens_BT) { return forward(ForwardInputs{tokens_BT, {}, {}}); }
+
+  KimiModel model{nullptr};
+  Linear lm_head{nullptr};
+  torch::ScalarType compute_dtype = torch::kFloat32;
+};
+TORCH_MODULE(KimiForCausalLM);
+
+// Normal(0, initializer_range) for every matrix, ones for norms, zeros for router biases;
+// deterministic for a seed.
+void init_weights(KimiForCausalLM& model, uint64_t seed);
+
+// Parameters and buffers under their HF names, in module order.
+std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model);
+
+// log p(tokens[t+1] | tokens[..t]) for each row: [B, T-1] fp32, from logits [B,T,V].
+torch::Tensor next_token_logprobs(const torch::Tensor& logits_BTV, const torch::Tensor& tokens_BT);
+
+// Parses "fp32"/"float32" or "bf16"/"bfloat16"; `what` names the option in errors.
+torch::ScalarType parse_compute_dtype(const std::string& name, const std::string& what);
+
+}  // namespace k2f::model

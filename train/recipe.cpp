@@ -1,0 +1,337 @@
+#include "train/recipe.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "base/error.h"
+#include "model/kimi_model.h"
+
+namespace k2f::train {
+namespace {
+
+// The [model] defaults are the published Kimi-K2 configuration: an empty [model] is the 1T model.
+std::vector<KeySpec> model_keys() {
+  const auto k2 = model::kimi_k2_config();
+  const auto& yarn = *k2.rope_scaling;
+  return {
+      {"model.vocab_size", KeyType::Int, k2.vocab_size, "vocabulary size"},
+      {"model.hidden_size", KeyType::Int, k2.hidden_size, "model width D"},
+      {"model.intermediate_size", KeyType::Int, k2.intermediate_size, "dense MLP width"},
+      {"model.moe_intermediate_size", KeyType::Int, k2.moe_intermediate_size, "routed/shared expert width"},
+      {"model.num_hidden_layers", KeyType::Int, k2.num_hidden_layers, "decoder layers"},
+      {"model.num_attention_heads", KeyType::Int, k2.num_attention_heads, "attention heads"},
+      {"model.num_key_value_heads", KeyType::Int, 0, "0: equal to num_attention_heads (MLA)"},
+      {"model.n_routed_experts", KeyType::Int, k2.n_routed_experts, "routed experts per MoE layer"},
+      {"model.num_experts_per_tok", KeyType::Int, k2.num_experts_per_tok, "experts per token (top-k)"},
+      {"model.n_shared_experts", KeyType::Int, k2.n_shared_experts, "shared experts"},
+      {"model.first_k_dense_replace", KeyType::Int, k2.first_k_dense_replace, "leading dense layers"},
+      {"model.moe_layer_freq", KeyType::Int, k2.moe_layer_freq, "MoE every n-th layer"},
+      {"model.q_lora_rank", KeyType::Int, *k2.q_lora_rank, "query bottleneck rank; 0: plain q_proj"},
+      {"model.kv_lora_rank", KeyType::Int, k2.kv_lora_rank, "compressed KV latent rank"},
+      {"model.qk_nope_head_dim", KeyType::Int, k2.qk_nope_head_dim, "per-head non-rotary q/k dim"},
+      {"model.qk_rope_head_dim", KeyType::Int, k2.qk_rope_head_dim, "per-head rotary q/k dim"},
+      {"model.v_head_dim", KeyType::Int, k2.v_head_dim, "per-head value dim"},
+      {"model.rope_theta", KeyType::Float, k2.rope_theta, "RoPE base"},
+      {"model.max_position_embeddings", KeyType::Int, k2.max_position_embeddings, "longest context"},
+      {"model.scoring_func", KeyType::String, k2.scoring_func, "router scores: sigmoid or softmax"},
+      {"model.topk_method", KeyType::String, k2.topk_method, "noaux_tc, greedy or group_limited_greedy"},
+      {"model.n_group", KeyType::Int, k2.n_group, "expert groups"},
+      {"model.topk_group", KeyType::Int, k2.topk_group, "groups kept per token"},
+      {"model.norm_topk_prob", KeyType::Bool, k2.norm_topk_prob, "normalise top-k weights"},
+      {"model.routed_scaling_factor", KeyType::Float, k2.routed_scaling_factor, "routed output scale"},
+      {"model.rms_norm_eps", KeyType::Float, k2.rms_norm_eps, "RMSNorm epsilon"},
+      {"model.bos_token_id", KeyType::Int, k2.bos_token_id, "begin-of-sequence id"},
+      {"model.eos_token_id", KeyType::Int, k2.eos_token_id, "end-of-sequence id"},
+      {"model.aux_loss_alpha", KeyType::Float, k2.aux_loss_alpha, "sequence-wise aux loss weight"},
+      {"model.seq_aux", KeyType::Bool, k2.seq_aux, "sequence-wise aux loss on"},
+      {"model.initializer_range", KeyType::Float, k2.initializer_range, "init std"},
+      {"model.rope_scaling.type", KeyType::String, "yarn", "yarn or none"},
+      {"model.rope_scaling.factor", KeyType::Float, yarn.factor, "YaRN context factor"},
+      {"model.rope_scaling.original_max_position_embeddings", KeyType::Int, yarn.original_max_position_embeddings,
+       "pretraining context L0"},
+      {"model.rope_scaling.beta_fast", KeyType::Float, yarn.beta_fast, "YaRN beta_fast"},
+      {"model.rope_scaling.beta_slow", KeyType::Float, yarn.beta_slow, "YaRN beta_slow"},
+      {"model.rope_scaling.mscale", KeyType::Float, yarn.mscale, "YaRN mscale"},
+      {"model.rope_scaling.mscale_all_dim", KeyType::Float, yarn.mscale_all_dim, "YaRN mscale_all_dim"},
+  };
+}
+
+std::vector<KeySpec> train_keys() {
+  return {
+      {"train.run_dir", KeyType::String, "runs/default", "directory for checkpoints, metrics, resolved recipe"},
+      {"train.seed", KeyType::Int, 1234, "seed of initialisation and data order"},
+      {"train.dtype", KeyType::String, "bf16", "compute dtype: bf16 (fp32 masters) or fp32"},
+      {"train.seq_len", KeyType::Int, 512, "tokens per sequence"},
+      {"train.micro_batch_size", KeyType::Int, 1, "sequences per micro-batch"},
+  };
+}
+
+const char* type_name(KeyType type) {
+  switch (type) {
+    case KeyType::Int: return "an integer";
+    case KeyType::Float: return "a number";
+    case KeyType::Bool: return "true or false";
+    case KeyType::String: return "a string";
+  }
+  return "?";
+}
+
+const KeySpec* find_spec(const std::string& path) {
+  for (const auto& spec : recipe_schema())
+    if (spec.path == path) return &spec;
+  return nullptr;
+}
+
+std::string section_of(const std::string& path) { return path.substr(0, path.rfind('.')); }
+std::string leaf_of(const std::string& path) { return path.substr(path.rfind('.') + 1); }
+
+// "unknown key "hiden_size" in section [model]; did you mean "hidden_size"?"
+[[noreturn]] void unknown_key(const std::string& origin, const std::string& path) {
+  const std::string section = section_of(path), leaf = leaf_of(path);
+  std::set<std::string> sections;
+  const KeySpec* closest = nullptr;
+  size_t best = std::string::npos;
+  for (const auto& spec : recipe_schema()) {
+    sections.insert(section_of(spec.path));
+    if (section_of(spec.path) != section) continue;
+    const size_t d = edit_distance(leaf, leaf_of(spec.path));
+    if (d < best) best = d, closest = &spec;
+  }
+  std::ostringstream message;
+  if (!sections.count(section)) {
+    message << origin << ": unknown section [" << section << "] (key \"" << leaf << "\"); known sections:";
+    for (const auto& s : sections) message << " [" << s << "]";
+    fail(message.str());
+  }
+  message << origin << ": unknown key \"" << leaf << "\" in section [" << section << "]";
+  if (closest != nullptr) message << "; did you mean \"" << leaf_of(closest->path) << "\"?";
+  fail(message.str());
+}
+
+Json coerce(const KeySpec& spec, const Json& value, const std::string& origin) {
+  const bool ok = (spec.type == KeyType::Int && value.is_number_integer()) ||
+                  (spec.type == KeyType::Float && value.is_number()) ||
+                  (spec.type == KeyType::Bool && value.is_boolean()) ||
+                  (spec.type == KeyType::String && value.is_string());
+  check(ok, origin, ": ", spec.path, " must be ", type_name(spec.type), ", got ", value.dump());
+  return spec.type == KeyType::Float ? Json(value.get<double>()) : value;
+}
+
+Json toml_to_json(const toml::node& node, const std::string& origin, const std::string& path) {
+  if (auto v = node.as_integer()) return v->get();
+  if (auto v = node.as_floating_point()) return v->get();
+  if (auto v = node.as_boolean()) return v->get();
+  if (auto v = node.as_string()) return v->get();
+  fail(origin, ": ", path, " has an unsupported TOML type (expected a number, boolean or string)");
+}
+
+void flatten(const toml::table& table, const std::string& prefix, const std::string& origin,
+             std::vector<std::pair<std::string, Json>>& out) {
+  for (auto&& [key, node] : table) {
+    const std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const auto* sub = node.as_table()) {
+      flatten(*sub, path, origin, out);
+    } else {
+      check(!prefix.empty(), origin, ": key \"", path, "\" must be inside a section such as [model]");
+      out.emplace_back(path, toml_to_json(node, origin, path));
+    }
+  }
+}
+
+Json parse_override_value(const KeySpec& spec, const std::string& text, const std::string& origin) {
+  try {
+    size_t used = 0;
+    switch (spec.type) {
+      case KeyType::Int: {
+        const long long v = std::stoll(text, &used);
+        if (used == text.size()) return v;
+        break;
+      }
+      case KeyType::Float: {
+        const double v = std::stod(text, &used);
+        if (used == text.size()) return v;
+        break;
+      }
+      case KeyType::Bool:
+        if (text == "true") return true;
+        if (text == "false") return false;
+        break;
+      case KeyType::String:
+        if (text.size() >= 2 && text.front() == '"' && text.back() == '"') return text.substr(1, text.size() - 2);
+        return text;
+    }
+  } catch (const std::exception&) {
+  }
+  fail(origin, ": ", spec.path, " must be ", type_name(spec.type), ", got \"", text, "\"");
+}
+
+std::string toml_value(const Json& value) {
+  if (value.is_string()) return Json(value.get<std::string>()).dump();  // JSON string escapes are valid TOML
+  if (value.is_number_float()) {
+    std::ostringstream out;
+    out.precision(17);
+    out << value.get<double>();
+    std::string s = out.str();
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
+  }
+  return value.dump();
+}
+
+}  // namespace
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+const std::vector<KeySpec>& recipe_schema() {
+  static const std::vector<KeySpec> schema = [] {
+    std::vector<KeySpec> all = model_keys();
+    for (auto& spec : train_keys()) all.push_back(spec);
+    return all;
+  }();
+  return schema;
+}
+
+void Recipe::set(const std::string& key, const Json& value, const std::string& origin) {
+  const KeySpec* spec = find_spec(key);
+  if (spec == nullptr) unknown_key(origin, key);
+  values_[key] = coerce(*spec, value, origin);
+  if (std::find(explicitly_set_.begin(), explicitly_set_.end(), key) == explicitly_set_.end())
+    explicitly_set_.push_back(key);
+}
+
+Recipe Recipe::load(const std::string& path, const std::vector<std::string>& overrides) {
+  Recipe recipe;
+  recipe.source_ = path;
+  for (const auto& spec : recipe_schema()) recipe.values_[spec.path] = spec.default_value;
+  if (!path.empty()) {
+    check(std::filesystem::is_regular_file(path), path, ": recipe file not found");
+    toml::table table;
+    try {
+      table = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      fail(path, ":", e.source().begin.line, ":", e.source().begin.column, ": invalid TOML: ", e.description());
+    }
+    std::vector<std::pair<std::string, Json>> entries;
+    flatten(table, "", path, entries);
+    for (const auto& [key, value] : entries) recipe.set(key, value, path);
+  }
+  for (const auto& item : overrides) {
+    const auto eq = item.find('=');
+    check(eq != std::string::npos && eq > 0, "--set ", item, ": expected section.key=value");
+    const std::string key = item.substr(0, eq);
+    const KeySpec* spec = find_spec(key);
+    if (spec == nullptr) unknown_key("--set " + item, key);
+    recipe.set(key, parse_override_value(*spec, item.substr(eq + 1), "--set " + item), "--set " + item);
+  }
+  model_config_from_recipe(recipe);  // cross-field validation before anything runs
+  model::parse_compute_dtype(recipe.get_string("train.dtype"), "train.dtype");
+  check(recipe.get_int("train.seq_len") > 0, "train.seq_len (", recipe.get_int("train.seq_len"), ") must be positive");
+  check(recipe.get_int("train.micro_batch_size") > 0, "train.micro_batch_size (",
+        recipe.get_int("train.micro_batch_size"), ") must be positive");
+  return recipe;
+}
+
+const Json& Recipe::value(const std::string& key) const {
+  check(values_.contains(key), "recipe: internal lookup of undeclared key ", key);
+  return values_.at(key);
+}
+
+int64_t Recipe::get_int(const std::string& key) const { return value(key).get<int64_t>(); }
+double Recipe::get_float(const std::string& key) const { return value(key).get<double>(); }
+bool Recipe::get_bool(const std::string& key) const { return value(key).get<bool>(); }
+std::string Recipe::get_string(const std::string& key) const { return value(key).get<std::string>(); }
+bool Recipe::was_set(const std::string& key) const {
+  return std::find(explicitly_set_.begin(), explicitly_set_.end(), key) != explicitly_set_.end();
+}
+
+std::string Recipe::to_toml() const {
+  std::ostringstream out;
+  out << "# resolved k2forge recipe" << (source_.empty() ? "" : " (from " + source_ + ")")
+      << "; every key, defaults included\n";
+  std::string current;
+  for (const auto& spec : recipe_schema()) {
+    const std::string section = section_of(spec.path);
+    if (section != current) {
+      out << "\n[" << section << "]\n";
+      current = section;
+    }
+    out << leaf_of(spec.path) << " = " << toml_value(values_.at(spec.path)) << "\n";
+  }
+  return out.str();
+}
+
+void Recipe::write_resolved(const std::string& run_dir) const {
+  std::filesystem::create_directories(run_dir);
+  write_text_file_atomic((std::filesystem::path(run_dir) / "recipe.resolved.toml").string(), to_toml());
+}
+
+model::ModelConfig model_config_from_recipe(const Recipe& r) {
+  model::ModelConfig c;
+  c.vocab_size = r.get_int("model.vocab_size");
+  c.hidden_size = r.get_int("model.hidden_size");
+  c.intermediate_size = r.get_int("model.intermediate_size");
+  c.moe_intermediate_size = r.get_int("model.moe_intermediate_size");
+  c.num_hidden_layers = r.get_int("model.num_hidden_layers");
+  c.num_attention_heads = r.get_int("model.num_attention_heads");
+  const int64_t kv_heads = r.get_int("model.num_key_value_heads");
+  c.num_key_value_heads = kv_heads == 0 ? c.num_attention_heads : kv_heads;
+  c.n_routed_experts = r.get_int("model.n_routed_experts");
+  c.num_experts_per_tok = r.get_int("model.num_experts_per_tok");
+  c.n_shared_experts = r.get_int("model.n_shared_experts");
+  c.first_k_dense_replace = r.get_int("model.first_k_dense_replace");
+  c.moe_layer_freq = r.get_int("model.moe_layer_freq");
+  const int64_t q_lora = r.get_int("model.q_lora_rank");
+  if (q_lora != 0) c.q_lora_rank = q_lora;
+  c.kv_lora_rank = r.get_int("model.kv_lora_rank");
+  c.qk_nope_head_dim = r.get_int("model.qk_nope_head_dim");
+  c.qk_rope_head_dim = r.get_int("model.qk_rope_head_dim");
+  c.v_head_dim = r.get_int("model.v_head_dim");
+  c.rope_theta = r.get_float("model.rope_theta");
+  c.max_position_embeddings = r.get_int("model.max_position_embeddings");
+  c.scoring_func = r.get_string("model.scoring_func");
+  c.topk_method = r.get_string("model.topk_method");
+  c.n_group = r.get_int("model.n_group");
+  c.topk_group = r.get_int("model.topk_group");
+  c.norm_topk_prob = r.get_bool("model.norm_topk_prob");
+  c.routed_scaling_factor = r.get_float("model.routed_scaling_factor");
+  c.rms_norm_eps = r.get_float("model.rms_norm_eps");
+  c.bos_token_id = r.get_int("model.bos_token_id");
+  c.eos_token_id = r.get_int("model.eos_token_id");
+  c.aux_loss_alpha = r.get_float("model.aux_loss_alpha");
+  c.seq_aux = r.get_bool("model.seq_aux");
+  c.initializer_range = r.get_float("model.initializer_range");
+  const std::string scaling = r.get_string("model.rope_scaling.type");
+  check(scaling == "yarn" || scaling == "none", "model.rope_scaling.type (\"", scaling,
+        "\") must be \"yarn\" or \"none\"");
+  if (scaling == "yarn") {
+    model::RopeScaling s;
+    s.factor = r.get_float("model.rope_scaling.factor");
+    s.original_max_position_embeddings = r.get_int("model.rope_scaling.original_max_position_embeddings");
+    s.beta_fast = r.get_float("model.rope_scaling.beta_fast");
+    s.beta_slow = r.get_float("model.rope_scaling.beta_slow");
+    s.mscale = r.get_float("model.rope_scaling.mscale");
+    s.mscale_all_dim = r.get_float("model.rope_scaling.mscale_all_dim");
+    c.rope_scaling = s;
+  }
+  c.validate("model");
+  return c;
+}
+
+}  // namespace k2f::train
