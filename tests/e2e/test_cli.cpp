@@ -1,0 +1,254 @@
+// End-to-end tests of the `k2forge` binary: log-prob parity with the independent Python reference
+// (tests/reference/make_tiny_k2.py), the export -> import round trip, exact K2 counts from
+// `inspect`, and every bad input a user can hand it (exit code and message checked, no output left).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "base/json_io.h"
+#include "test_util.h"
+
+namespace k2f {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_command;
+using testing::ScratchDir;
+
+const std::string kBinary = K2F_BINARY;
+const std::string kSource = K2F_SOURCE_DIR;
+const std::string kPython = "/usr/bin/python3";
+
+// Generates the reference model directory, tokens and expected log-probs once per flag set.
+std::string reference_dir(const std::string& flags) {
+  static std::map<std::string, std::unique_ptr<ScratchDir>> cache;
+  auto& dir = cache[flags];
+  if (!dir) {
+    dir = std::make_unique<ScratchDir>("ref");
+    const auto r = run_command(kPython + " " + kSource + "/tests/reference/make_tiny_k2.py " + dir->str() + " " + flags);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+  return dir->str();
+}
+
+double max_abs_difference(const Json& a, const Json& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].size(), b[i].size()) << "row " << i;
+    for (size_t t = 0; t < std::min(a[i].size(), b[i].size()); ++t)
+      worst = std::max(worst, std::abs(a[i][t].get<double>() - b[i][t].get<double>()));
+  }
+  return worst;
+}
+
+// Scores the reference tokens with `model_dir` and returns the largest per-token deviation.
+double score_against_reference(const std::string& ref, const std::string& model_dir, const ScratchDir& out) {
+  const auto r = run_command(kBinary + " score --model " + model_dir + " --tokens " + ref + "/tokens.json --out " +
+                             (out / "scores.json"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const Json got = read_json_file(out / "scores.json");
+  const Json expected = read_json_file(ref + "/expected.json");
+  EXPECT_NEAR(got["nll_mean"].get<double>(), expected["nll_mean"].get<double>(), 1e-4);
+  return max_abs_difference(got["logprobs"], expected["logprobs"]);
+}
+
+TEST(Cli, ScoreMatchesPythonReference) {
+  ScratchDir out("score");
+  const auto ref = reference_dir("");
+  const double worst = score_against_reference(ref, ref + "/model", out);
+  std::cout << "[ reference ] max |logprob difference| = " << worst << "\n";
+  EXPECT_LE(worst, 1e-4);
+}
+
+TEST(Cli, ScoreMatchesPythonReferenceWithPlainQProjAndTwoDenseLayers) {
+  ScratchDir out("score");
+  const auto ref = reference_dir("--q-lora-rank-null --first-k-dense 2");
+  EXPECT_LE(score_against_reference(ref, ref + "/model", out), 1e-4);
+}
+
+TEST(Cli, ExportImportRoundTripKeepsReferenceLogprobs) {
+  ScratchDir out("export");
+  const auto ref = reference_dir("");
+  for (const std::string format : {"hf-bf16", "hf-fp32"}) {
+    const std::string exported = out / ("exported-" + format);
+    const auto r = run_command(kBinary + " export --checkpoint " + ref + "/model --out " + exported + " --format " +
+                               format + " --max-shard-size 1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(fs::exists(exported + "/model.safetensors.index.json"));
+    EXPECT_LE(score_against_reference(ref, exported, out), 1e-4) << format;
+  }
+}
+
+TEST(Cli, InspectPrintsExactKimiK2Counts) {
+  ScratchDir dir("inspect");
+  Json config = Json::parse(R"({"vocab_size": 163840, "hidden_size": 7168, "intermediate_size": 18432,
+    "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 64, "num_key_value_heads": 64,
+    "n_routed_experts": 384, "num_experts_per_tok": 8, "n_shared_experts": 1, "first_k_dense_replace": 1,
+    "moe_layer_freq": 1, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+    "v_head_dim": 128, "rope_theta": 50000.0, "rope_scaling": {"type": "yarn", "factor": 32.0,
+    "original_max_position_embeddings": 4096, "beta_fast": 1.0, "beta_slow": 1.0, "mscale": 1.0,
+    "mscale_all_dim": 1.0}, "scoring_func": "sigmoid", "topk_method": "noaux_tc", "n_group": 1, "topk_group": 1,
+    "norm_topk_prob": true, "routed_scaling_factor": 2.827, "model_type": "kimi_k2"})");
+  write_text_file_atomic(dir / "config.json", config.dump());
+  const auto r = run_command(kBinary + " inspect --hf-config " + (dir / "config.json") + " --json", /*with_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = Json::parse(r.output);
+  EXPECT_EQ(report["total_params"].get<int64_t>(), 1026408232448LL);
+  EXPECT_EQ(report["active_params"].get<int64_t>(), 32861500928LL);
+  EXPECT_EQ(report["breakdown"]["router"].get<int64_t>(), 60LL * (384 * 7168 + 384));
+}
+
+// ---- bad input: each must fail with exit code 1, a message naming the fault, and no output file.
+
+std::string copy_reference(const ScratchDir& dir) {
+  const std::string copy = dir / "model";
+  fs::copy(reference_dir("") + "/model", copy, fs::copy_options::recursive);
+  return copy;
+}
+
+void expect_score_fails(const std::string& model_dir, const std::string& tokens, const ScratchDir& dir,
+                        std::initializer_list<std::string> fragments) {
+  const std::string out = dir / "never.json";
+  const auto r = run_command(kBinary + " score --model " + model_dir + " --tokens " + tokens + " --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  for (const auto& f : fragments) EXPECT_NE(r.output.find(f), std::string::npos) << "missing \"" << f << "\" in: " << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// Rewrites a shard's header through `edit`, keeping the data bytes.
+template <typename Edit>
+void edit_header(const std::string& path, Edit edit) {
+  std::string bytes = read_text_file(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  Json header = Json::parse(bytes.substr(8, n));
+  edit(header);
+  std::string text = header.dump();
+  const uint64_t m = text.size();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(&m), 8);
+  out << text << bytes.substr(8 + n);
+}
+
+const char* kShard = "/model-00002-of-00002.safetensors";
+
+TEST(CliBadInput, TruncatedSafetensors) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  fs::resize_file(model + kShard, 5);
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir, {kShard + 1, "truncated", "5 bytes"});
+}
+
+TEST(CliBadInput, HeaderLengthPastEnd) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  fs::resize_file(model + kShard, 400);  // the header claims more bytes than remain
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir, {kShard + 1, "runs past the end of the file"});
+}
+
+TEST(CliBadInput, OverlappingOffsets) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  edit_header(model + kShard, [](Json& h) {
+    auto& a = h["model.norm.weight"]["data_offsets"];
+    const uint64_t size = a[1].get<uint64_t>() - a[0].get<uint64_t>();
+    auto& b = h["lm_head.weight"]["data_offsets"];
+    a = {b[0].get<uint64_t>() + 2, b[0].get<uint64_t>() + 2 + size};
+  });
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir, {kShard + 1, "overlap"});
+}
+
+TEST(CliBadInput, OffsetsOutsideTheFile) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  edit_header(model + kShard, [](Json& h) {
+    auto& a = h["model.norm.weight"]["data_offsets"];
+    const uint64_t size = a[1].get<uint64_t>() - a[0].get<uint64_t>();
+    a = {10000000, 10000000 + size};
+  });
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir,
+                     {kShard + 1, "model.norm.weight", "outside the file's data section"});
+}
+
+TEST(CliBadInput, DtypeShapeByteSizeMismatch) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  edit_header(model + kShard, [](Json& h) { h["model.norm.weight"]["dtype"] = "F32"; });
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir,
+                     {kShard + 1, "model.norm.weight", "need 256 bytes, data_offsets give 128"});
+}
+
+TEST(CliBadInput, TensorMissingFromIndex) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  Json index = read_json_file(model + "/model.safetensors.index.json");
+  index["weight_map"].erase("model.layers.2.mlp.experts.6.up_proj.weight");
+  write_text_file_atomic(model + "/model.safetensors.index.json", index.dump());
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir,
+                     {"model.safetensors.index.json", "no entry for tensor",
+                      "model.layers.2.mlp.experts.6.up_proj.weight"});
+}
+
+TEST(CliBadInput, ConfigMissingRequiredField) {
+  ScratchDir dir("bad");
+  const auto model = copy_reference(dir);
+  Json config = read_json_file(model + "/config.json");
+  config.erase("qk_rope_head_dim");
+  write_text_file_atomic(model + "/config.json", config.dump());
+  expect_score_fails(model, reference_dir("") + "/tokens.json", dir,
+                     {"config.json", "missing required field \"qk_rope_head_dim\""});
+}
+
+TEST(CliBadInput, TokenIdOutsideVocabulary) {
+  ScratchDir dir("bad");
+  write_text_file_atomic(dir / "tokens.json", "[[1, 2, 3], [4, 320, 5]]");
+  expect_score_fails(reference_dir("") + "/model", dir / "tokens.json", dir,
+                     {"tokens.json", "row 1, position 1", "token id 320", "[0, 320)"});
+}
+
+TEST(CliBadInput, RecipeWithUnknownKey) {
+  ScratchDir dir("bad");
+  write_text_file_atomic(dir / "r.toml", "[model]\nhidden_size = 64\nnum_experts_per_token = 2\n");
+  const auto r = run_command(kBinary + " init --recipe " + (dir / "r.toml") + " --out " + (dir / "never"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("unknown key \"num_experts_per_token\" in section [model]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("did you mean \"num_experts_per_tok\"?"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "never"));
+}
+
+TEST(CliBadInput, RecipeWithConstraintViolated) {
+  ScratchDir dir("bad");
+  const auto r = run_command(kBinary + " init --recipe " + kSource + "/recipes/tiny.toml --set model.topk_group=3" +
+                             " --set model.n_group=2 --out " + (dir / "never"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("model.topk_group (3) must be in [1, model.n_group (2)]"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "never"));
+}
+
+TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
+  ScratchDir dir("pipeline");
+  auto r = run_command(kBinary + " init --recipe " + kSource + "/recipes/tiny.toml --set train.run_dir=" +
+                       (dir / "run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run/recipe.resolved.toml"));
+  r = run_command(kBinary + " export --checkpoint " + (dir / "run/init-hf") + " --out " + (dir / "again"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  write_text_file_atomic(dir / "t.json", "[[1, 2, 3, 4, 5, 6, 7, 8]]");
+  for (const std::string model : {"run/init-hf", "again"}) {
+    r = run_command(kBinary + " score --model " + (dir / model) + " --tokens " + (dir / "t.json") + " --out " +
+                    (dir / (model == "again" ? "b.json" : "a.json")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  EXPECT_EQ(read_json_file(dir / "a.json"), read_json_file(dir / "b.json"));  // bf16 -> bf16 is exact
+  r = run_command(kBinary + " train --recipe x.toml");
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_command(kBinary + " score --model " + (dir / "again"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("missing --tokens"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace k2f

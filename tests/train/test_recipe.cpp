@@ -1,0 +1,99 @@
+// train/recipe.cpp: strict keys with hints, types, --set overrides, cross-field validation that
+// quotes values, and the resolved recipe reading back to the same values.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "test_util.h"
+#include "train/recipe.h"
+
+namespace k2f::train {
+namespace {
+
+std::string write_recipe(const testing::ScratchDir& dir, const std::string& text) {
+  const std::string path = dir / "r.toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+const char* kTiny = R"(
+[model]
+vocab_size = 256
+hidden_size = 64
+num_hidden_layers = 2
+n_routed_experts = 8
+num_experts_per_tok = 2
+[model.rope_scaling]
+factor = 8.0
+[train]
+seed = 3
+)";
+
+TEST(Recipe, EmptyModelSectionIsKimiK2) {
+  const auto c = model_config_from_recipe(Recipe::load(""));
+  EXPECT_EQ(c.hidden_size, 7168);
+  EXPECT_EQ(c.n_routed_experts, 384);
+  EXPECT_EQ(*c.q_lora_rank, 1536);
+}
+
+TEST(Recipe, UnknownKeyNamesSectionAndClosestKey) {
+  testing::ScratchDir dir("recipe");
+  const auto path = write_recipe(dir, "[model]\nhiden_size = 64\n");
+  testing::expect_error([&] { Recipe::load(path); },
+                        {path, "unknown key \"hiden_size\" in section [model]", "did you mean \"hidden_size\"?"});
+  const auto nested = write_recipe(dir, "[model.rope_scaling]\nfactr = 2.0\n");
+  testing::expect_error([&] { Recipe::load(nested); },
+                        {"unknown key \"factr\" in section [model.rope_scaling]", "\"factor\""});
+  const auto section = write_recipe(dir, "[modle]\nx = 1\n");
+  testing::expect_error([&] { Recipe::load(section); }, {"unknown section [modle]", "[model]"});
+}
+
+TEST(Recipe, TypesAreChecked) {
+  testing::ScratchDir dir("recipe");
+  testing::expect_error([&] { Recipe::load(write_recipe(dir, "[model]\nhidden_size = \"wide\"\n")); },
+                        {"model.hidden_size must be an integer", "\"wide\""});
+  testing::expect_error([&] { Recipe::load(write_recipe(dir, "[model]\nhidden_size = 64\n[[")); }, {"invalid TOML"});
+}
+
+TEST(Recipe, SetOverridesUseDottedPaths) {
+  testing::ScratchDir dir("recipe");
+  const auto path = write_recipe(dir, kTiny);
+  const auto r = Recipe::load(path, {"model.hidden_size=96", "train.dtype=fp32", "model.rope_scaling.factor=2"});
+  EXPECT_EQ(r.get_int("model.hidden_size"), 96);
+  EXPECT_EQ(r.get_string("train.dtype"), "fp32");
+  EXPECT_DOUBLE_EQ(r.get_float("model.rope_scaling.factor"), 2.0);
+  EXPECT_TRUE(r.was_set("model.hidden_size"));
+  EXPECT_FALSE(r.was_set("model.kv_lora_rank"));
+  testing::expect_error([&] { Recipe::load(path, {"model.hidden_size=abc"}); },
+                        {"--set model.hidden_size=abc", "must be an integer"});
+  testing::expect_error([&] { Recipe::load(path, {"model.hiden_size=3"}); }, {"did you mean \"hidden_size\"?"});
+}
+
+TEST(Recipe, CrossFieldViolationsQuoteValues) {
+  testing::ScratchDir dir("recipe");
+  const auto path = write_recipe(dir, kTiny);
+  testing::expect_error([&] { Recipe::load(path, {"model.num_experts_per_tok=9"}); },
+                        {"model.num_experts_per_tok (9) must be <= model.n_routed_experts (8)"});
+  testing::expect_error([&] { Recipe::load(path, {"model.n_group=3"}); },
+                        {"model.n_group (3) must divide model.n_routed_experts (8)"});
+  testing::expect_error([&] { Recipe::load(path, {"train.dtype=fp8"}); }, {"train.dtype", "fp8"});
+}
+
+TEST(Recipe, ResolvedRecipeReadsBackIdentically) {
+  testing::ScratchDir dir("recipe");
+  const auto original = Recipe::load(write_recipe(dir, kTiny), {"model.q_lora_rank=0"});
+  original.write_resolved(dir / "run");
+  const auto again = Recipe::load(dir / "run/recipe.resolved.toml");
+  EXPECT_EQ(original.to_toml().substr(original.to_toml().find('\n')), again.to_toml().substr(again.to_toml().find('\n')));
+  EXPECT_FALSE(model_config_from_recipe(again).q_lora_rank.has_value());
+  EXPECT_EQ(again.get_int("train.seed"), 3);
+}
+
+TEST(Recipe, EditDistance) {
+  EXPECT_EQ(edit_distance("hiden_size", "hidden_size"), 1u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+}
+
+}  // namespace
+}  // namespace k2f::train
