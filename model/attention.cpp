@@ -60,8 +60,9 @@ torch::Tensor MultiHeadLatentAttentionImpl::forward(const torch::Tensor& x_BTD, 
   auto scores_BHTT = (torch::matmul(q_BHTQ, k_BHTQ.transpose(-1, -2)) * softmax_scale_).to(accumulate_dtype(x_BTD.scalar_type()));
   const auto blocked_B1TT = context.allowed_BTT.logical_not().unsqueeze(1);
   scores_BHTT = scores_BHTT.masked_fill(blocked_B1TT, -std::numeric_limits<float>::infinity());
-  if (record_max_logits) {
-    max_logits_H = scores_BHTT.detach().amax({0, 2, 3});
+  if (record_max_logits) {  // running maximum over the forwards of one optimizer step
+    const auto batch_max_H = scores_BHTT.detach().amax({0, 2, 3}).to(torch::kFloat32);
+    max_logits_H = max_logits_H.defined() ? torch::maximum(max_logits_H, batch_max_H) : batch_max_H;
   }
   const auto probs_BHTT = torch::softmax(scores_BHTT, -1).to(x_BTD.scalar_type());
   const auto out_BHTV = torch::matmul(probs_BHTT, v_BTHV.transpose(1, 2));

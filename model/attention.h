@@ -28,7 +28,8 @@ class MultiHeadLatentAttentionImpl : public torch::nn::Module {
   explicit MultiHeadLatentAttentionImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x_BTD, const SequenceContext& context);
 
-  // When on, each forward stores the per-head maximum pre-softmax logit in `max_logits_H`.
+  // When on, forwards keep the running per-head maximum pre-softmax logit (scale included) in
+  // `max_logits_H` (fp32 [H]); reset it by assigning an undefined tensor.
   bool record_max_logits = false;
   torch::Tensor max_logits_H;
 

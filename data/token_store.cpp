@@ -1,0 +1,137 @@
+#include "data/token_store.h"
+
+#include <filesystem>
+
+#include "base/error.h"
+
+namespace k2f::data {
+
+TokenStore::TokenStore(const std::string& path) : path_(path) {
+  quiet_hdf5_errors();
+  check(std::filesystem::exists(path), path, ": token store not found");
+  check(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (corrupt or truncated? expected a token store from ",
+        "k2forge data build)");
+  file_ = h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path,
+                   "cannot open the HDF5 file (corrupt or truncated?)");
+  read_attributes();
+  tokens_ = open_dataset("tokens", true);
+  check_integer_dataset(tokens_, "tokens", 4, true, &num_tokens_);
+  check(num_tokens_ > 0, path, ": /tokens is empty (a store needs at least one document)");
+  doc_offsets_dataset_ = open_dataset("doc_offsets", true);
+  read_doc_offsets();
+  loss_mask_ = open_dataset("loss_mask", false);
+  if (loss_mask_.valid()) {
+    int64_t length = 0;
+    check_integer_dataset(loss_mask_, "loss_mask", 1, false, &length);
+    check(length == num_tokens_, path, ": /loss_mask has ", length, " entries, expected ", num_tokens_,
+          " (one per token)");
+  }
+}
+
+H5Handle TokenStore::open_dataset(const std::string& name, bool required) const {
+  const htri_t exists = H5Lexists(file_.get(), name.c_str(), H5P_DEFAULT);
+  if (exists <= 0) {
+    check(!required, path_, ": dataset /", name, " is missing (expected /tokens, /doc_offsets, optional /loss_mask)");
+    return H5Handle();
+  }
+  const H5Handle access = h5_check(H5Pcreate(H5P_DATASET_ACCESS), path_, "cannot create properties");
+  h5_check_status(H5Pset_chunk_cache(access.get(), 521, 4 << 20, 0.75), path_, "cannot set the chunk cache");
+  return h5_check(H5Dopen2(file_.get(), name.c_str(), access.get()), path_,
+                  "cannot open dataset /" + name + " (corrupt file?)");
+}
+
+void TokenStore::check_integer_dataset(const H5Handle& dataset, const std::string& name, size_t bytes, bool is_signed,
+                                       int64_t* length) const {
+  const H5Handle type = h5_check(H5Dget_type(dataset.get()), path_, "cannot read the type of /" + name);
+  const bool ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == bytes &&
+                  (H5Tget_sign(type.get()) == H5T_SGN_2) == is_signed;
+  check(ok, path_, ": /", name, " must be ", is_signed ? "int" : "uint", bytes * 8, ", got another type");
+  const H5Handle space = h5_check(H5Dget_space(dataset.get()), path_, "cannot read the shape of /" + name);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  check(rank == 1, path_, ": /", name, " must be 1-dimensional, got rank ", rank);
+  hsize_t dims[1] = {0};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  *length = static_cast<int64_t>(dims[0]);
+}
+
+void TokenStore::read_attributes() {
+  auto open_attribute = [&](const char* name) {
+    check(H5Aexists(file_.get(), name) > 0, path_, ": attribute \"", name,
+          "\" is missing (expected format_version, vocab_size, tokenizer_hash)");
+    return h5_check(H5Aopen(file_.get(), name, H5P_DEFAULT), path_, std::string("cannot open attribute ") + name);
+  };
+  auto read_int = [&](const char* name) {
+    const H5Handle attribute = open_attribute(name);
+    const H5Handle type = h5_check(H5Aget_type(attribute.get()), path_, "cannot read an attribute type");
+    check(H5Tget_class(type.get()) == H5T_INTEGER, path_, ": attribute ", name, " must be an integer");
+    int64_t value = 0;
+    h5_check_status(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value), path_, std::string("cannot read ") + name);
+    return value;
+  };
+  const int64_t version = read_int("format_version");
+  check(version == kTokenStoreFormatVersion, path_, ": format_version ", version, ", expected ",
+        kTokenStoreFormatVersion);
+  vocab_size_ = read_int("vocab_size");
+  check(vocab_size_ > 0, path_, ": vocab_size attribute ", vocab_size_, " must be positive");
+  const H5Handle attribute = open_attribute("tokenizer_hash");
+  const H5Handle type = h5_check(H5Aget_type(attribute.get()), path_, "cannot read an attribute type");
+  check(H5Tget_class(type.get()) == H5T_STRING, path_, ": attribute tokenizer_hash must be a string");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    char* value = nullptr;
+    h5_check_status(H5Aread(attribute.get(), type.get(), &value), path_, "cannot read tokenizer_hash");
+    tokenizer_hash_ = value ? value : "";
+    H5free_memory(value);
+  } else {
+    std::string value(H5Tget_size(type.get()), '\0');
+    h5_check_status(H5Aread(attribute.get(), type.get(), value.data()), path_, "cannot read tokenizer_hash");
+    tokenizer_hash_ = value.substr(0, value.find('\0'));
+  }
+}
+
+void TokenStore::read_doc_offsets() {
+  int64_t length = 0;
+  check_integer_dataset(doc_offsets_dataset_, "doc_offsets", 8, true, &length);
+  check(length >= 2, path_, ": /doc_offsets has ", length, " entries, expected at least 2 (one document)");
+  doc_offsets_.resize(length);
+  read_range(doc_offsets_dataset_, H5T_NATIVE_INT64, "doc_offsets", 0, length, doc_offsets_.data());
+  check(doc_offsets_[0] == 0, path_, ": /doc_offsets[0] is ", doc_offsets_[0], ", expected 0");
+  for (int64_t i = 1; i < length; ++i)
+    check(doc_offsets_[i] > doc_offsets_[i - 1], path_, ": /doc_offsets[", i, "] = ", doc_offsets_[i],
+          " must exceed /doc_offsets[", i - 1, "] = ", doc_offsets_[i - 1]);
+  check(doc_offsets_.back() == num_tokens_, path_, ": /doc_offsets ends at ", doc_offsets_.back(), ", expected ",
+        num_tokens_, " (the length of /tokens)");
+}
+
+void TokenStore::read_range(const H5Handle& dataset, hid_t memory_type, const char* name, int64_t start, int64_t count,
+                            void* out) const {
+  quiet_hdf5_errors();
+  const H5Handle file_space = h5_check(H5Dget_space(dataset.get()), path_, "cannot get a dataspace");
+  const hsize_t offset[1] = {static_cast<hsize_t>(start)}, length[1] = {static_cast<hsize_t>(count)};
+  h5_check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, offset, nullptr, length, nullptr), path_,
+                  "cannot select a hyperslab");
+  const H5Handle memory_space = h5_check(H5Screate_simple(1, length, nullptr), path_, "cannot create a dataspace");
+  const herr_t status = H5Dread(dataset.get(), memory_type, memory_space.get(), file_space.get(), H5P_DEFAULT, out);
+  check(status >= 0, path_, ": reading /", name, " [", start, ", ", start + count,
+        ") failed (corrupt or truncated file?)");
+}
+
+void TokenStore::read_tokens(int64_t start, int64_t count, int32_t* out) const {
+  check(start >= 0 && count >= 0 && start + count <= num_tokens_, path_, ": token range [", start, ", ", start + count,
+        ") is outside [0, ", num_tokens_, ")");
+  read_range(tokens_, H5T_NATIVE_INT32, "tokens", start, count, out);
+}
+
+void TokenStore::read_loss_mask(int64_t start, int64_t count, uint8_t* out) const {
+  check(has_loss_mask(), path_, ": has no /loss_mask");
+  check(start >= 0 && count >= 0 && start + count <= num_tokens_, path_, ": loss_mask range [", start, ", ",
+        start + count, ") is outside [0, ", num_tokens_, ")");
+  read_range(loss_mask_, H5T_NATIVE_UINT8, "loss_mask", start, count, out);
+}
+
+std::vector<int32_t> TokenStore::read_tokens(int64_t start, int64_t count) const {
+  std::vector<int32_t> out(count);
+  read_tokens(start, count, out.data());
+  return out;
+}
+
+}  // namespace k2f::data
