@@ -52,19 +52,39 @@ Pretokenizer::Pretokenizer(const std::string& pattern) : pattern_(pattern), comp
 
 Pretokenizer::~Pretokenizer() = default;
 
+namespace {
+
+// Per-thread matching state: the JIT stack grows on demand up to 512 MiB of address space (each
+// letter of a word adds a backtracking frame in the lookahead groups: about 1M letters per
+// 64 MiB); beyond that the interpreter takes over with a large heap limit.
+struct ThreadMatchState {
+  pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  pcre2_jit_stack* stack = pcre2_jit_stack_create(64 * 1024, 512 * 1024 * 1024, nullptr);
+  ThreadMatchState() {
+    pcre2_jit_stack_assign(context, nullptr, stack);
+    pcre2_set_heap_limit(context, 4u << 20);  // KiB: 4 GiB for the interpreter fallback
+  }
+  ~ThreadMatchState() {
+    pcre2_jit_stack_free(stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(data);
+  }
+};
+
+}  // namespace
+
 void Pretokenizer::split(std::string_view text, const std::function<void(std::string_view)>& on_piece) const {
-  struct MatchData {
-    pcre2_match_data* data;
-    explicit MatchData(const pcre2_code* code) : data(pcre2_match_data_create_from_pattern(code, nullptr)) {}
-    ~MatchData() { pcre2_match_data_free(data); }
-  } match(compiled_->code);
+  thread_local ThreadMatchState state;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t position = 0;
   while (position < text.size()) {
-    const int rc = pcre2_jit_match(compiled_->code, subject, text.size(), position, 0, match.data, nullptr);
+    int rc = pcre2_jit_match(compiled_->code, subject, text.size(), position, 0, state.data, state.context);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+      rc = pcre2_match(compiled_->code, subject, text.size(), position, PCRE2_NO_JIT, state.data, state.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     check(rc > 0, "pre-tokenisation failed at byte ", position, ": ", pcre2_message(rc));
-    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.data);
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(state.data);
     check(ovector[1] > ovector[0], "pre-tokenisation pattern matched the empty string at byte ", ovector[0],
           " (a pattern must consume at least one character)");
     if (ovector[0] > position) on_piece(text.substr(position, ovector[0] - position));

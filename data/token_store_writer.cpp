@@ -34,6 +34,7 @@ H5Handle TokenStoreWriter::create_dataset(const char* name, hid_t type, int64_t 
   const H5Handle space = h5_check(H5Screate_simple(1, dims, max_dims), path_, "cannot create a dataspace");
   const H5Handle properties = h5_check(H5Pcreate(H5P_DATASET_CREATE), path_, "cannot create properties");
   h5_check_status(H5Pset_chunk(properties.get(), 1, chunk_dims), path_, "cannot set the chunk size");
+  h5_check_status(H5Pset_fletcher32(properties.get()), path_, "cannot enable checksums");  // corrupt chunks fail loudly
   if (options_.compression_level > 0) {
     h5_check_status(H5Pset_shuffle(properties.get()), path_, "cannot enable the shuffle filter");
     h5_check_status(H5Pset_deflate(properties.get(), options_.compression_level), path_, "cannot enable deflate");

@@ -1,5 +1,5 @@
 // Write side of the HDF5 token store (layout in token_store.h). Datasets are extendible and
-// chunked (16384 tokens = 64 KiB per chunk, shuffle + deflate), and documents are buffered and
+// chunked (16384 tokens = 64 KiB per chunk, shuffle + deflate + Fletcher-32 checksum), and documents are buffered and
 // appended in blocks, so memory stays bounded by the block size whatever the store's size.
 // The writer writes `path` directly; callers write a temporary name and rename it (store_builder).
 #pragma once

@@ -17,10 +17,6 @@ namespace {
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr const char* kSingleFile = "model.safetensors";
 
-bool is_floating(StDtype dtype) {
-  return dtype == StDtype::F64 || dtype == StDtype::F32 || dtype == StDtype::F16 || dtype == StDtype::BF16;
-}
-
 // Router correction biases are kept in fp32 in released checkpoints; everything else follows
 // the export dtype.
 bool keeps_fp32(const std::string& name) { return name.find("e_score_correction_bias") != std::string::npos; }
@@ -76,17 +72,9 @@ const SafetensorsFile& HfDirectory::file_for(const std::string& name) {
 }
 
 void load_hf_weights(torch::nn::Module& model, HfDirectory& directory) {
-  torch::NoGradGuard no_grad;
   size_t loaded = 0;
   for (auto& [name, target] : named_state(model)) {
-    const auto& file = directory.file_for(name);
-    const auto& e = file.entry(name);
-    check(e.shape == target.sizes().vec(), file.path(), ": tensor \"", name, "\": expected shape ",
-          target.sizes(), ", got ", torch::IntArrayRef(e.shape));
-    check(is_floating(e.dtype), file.path(), ": tensor \"", name, "\": expected a floating dtype (BF16, F16, F32),",
-          " got ", dtype_name(e.dtype),
-          e.dtype == StDtype::F8_E4M3 ? " (FP8 block-scaled weights are read by the quantised importer)" : "");
-    target.copy_(file.load(name));
+    load_into(directory.file_for(name), name, target);
     ++loaded;
   }
   log::info("loaded ", loaded, " tensors from ", directory.dir());

@@ -30,7 +30,9 @@ SequenceContext KimiModelImpl::sequence_context(const ForwardInputs& in) const {
 torch::Tensor KimiModelImpl::forward(const ForwardInputs& in, torch::ScalarType compute_dtype) {
   const auto context = sequence_context(in);
   auto h_BTD = embed_tokens->forward(in.tokens_BT).to(compute_dtype);
-  for (auto& layer : decoder_layers) h_BTD = layer->forward(h_BTD, context);
+  for (auto& layer : decoder_layers) {
+    h_BTD = layer_runner ? layer_runner(layer, h_BTD, context) : layer->forward(h_BTD, context);
+  }
   return norm->forward(h_BTD);
 }
 

@@ -5,6 +5,8 @@
 // Legend: B batch, T tokens, D hidden, V vocab.
 #pragma once
 
+#include <functional>
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
@@ -21,6 +23,10 @@ struct ForwardInputs {
   torch::Tensor segment_ids_BT;  // optional: tokens attend only within equal ids (packed documents)
 };
 
+// Runs one decoder layer; the default calls layer->forward. Training swaps in a runner that
+// recomputes activations in the backward pass, without the model knowing.
+using LayerRunner = std::function<torch::Tensor(DecoderLayer&, const torch::Tensor&, const SequenceContext&)>;
+
 class KimiModelImpl : public torch::nn::Module {
  public:
   explicit KimiModelImpl(const ModelConfig& config);
@@ -34,6 +40,7 @@ class KimiModelImpl : public torch::nn::Module {
   RMSNorm norm{nullptr};
   std::vector<DecoderLayer> decoder_layers;  // the same modules as `layers`, typed
   ModelConfig config;
+  LayerRunner layer_runner;  // empty: plain forward
 };
 TORCH_MODULE(KimiModel);
 

@@ -213,6 +213,21 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
   return tensor;
 }
 
+void load_into(const SafetensorsFile& file, const std::string& name, torch::Tensor& target) {
+  check(file.contains(name), file.path(), ": no tensor named \"", name, "\"");
+  const auto& e = file.entry(name);
+  check(e.shape == target.sizes().vec(), file.path(), ": tensor \"", name, "\": expected shape ", target.sizes(),
+        ", got ", torch::IntArrayRef(e.shape));
+  const bool want_float = target.is_floating_point();
+  const bool have_float = e.dtype == StDtype::F64 || e.dtype == StDtype::F32 || e.dtype == StDtype::F16 ||
+                          e.dtype == StDtype::BF16;
+  check(want_float == have_float, file.path(), ": tensor \"", name, "\": expected ",
+        want_float ? "a floating dtype (BF16, F16, F32)" : "an integer dtype", ", got ", dtype_name(e.dtype),
+        e.dtype == StDtype::F8_E4M3 ? " (FP8 block-scaled weights are read by the quantised importer)" : "");
+  torch::NoGradGuard no_grad;
+  target.copy_(file.load(name));
+}
+
 uint64_t stored_bytes(const torch::Tensor& tensor) {
   return static_cast<uint64_t>(tensor.numel()) * dtype_size(st_dtype_of(tensor.scalar_type()));
 }

@@ -61,6 +61,10 @@ class SafetensorsFile {
   Json metadata_ = Json::object();
 };
 
+// Copies tensor `name` of `file` into `target` (converting floating dtypes), after checking that
+// it exists and that its shape and dtype fit: "expected shape [..], got [..]" naming file and tensor.
+void load_into(const SafetensorsFile& file, const std::string& name, torch::Tensor& target);
+
 // Writes the tensors (contiguous copies taken as needed) in the given order to `path`
 // atomically. Metadata values must be strings (format rule).
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

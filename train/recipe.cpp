@@ -18,6 +18,7 @@ std::vector<KeySpec> model_keys() {
   const auto k2 = model::kimi_k2_config();
   const auto& yarn = *k2.rope_scaling;
   return {
+      {"model.hf_config", KeyType::String, "", "take the architecture from this config.json instead"},
       {"model.vocab_size", KeyType::Int, k2.vocab_size, "vocabulary size"},
       {"model.hidden_size", KeyType::Int, k2.hidden_size, "model width D"},
       {"model.intermediate_size", KeyType::Int, k2.intermediate_size, "dense MLP width"},
@@ -65,8 +66,40 @@ std::vector<KeySpec> train_keys() {
       {"train.run_dir", KeyType::String, "runs/default", "directory for checkpoints, metrics, resolved recipe"},
       {"train.seed", KeyType::Int, 1234, "seed of initialisation and data order"},
       {"train.dtype", KeyType::String, "bf16", "compute dtype: bf16 (fp32 masters) or fp32"},
+      {"train.steps", KeyType::Int, 100, "optimizer steps"},
       {"train.seq_len", KeyType::Int, 512, "tokens per sequence"},
-      {"train.micro_batch_size", KeyType::Int, 1, "sequences per micro-batch"},
+      {"train.global_batch_size", KeyType::Int, 8, "sequences per optimizer step, over all ranks"},
+      {"train.micro_batch_size", KeyType::Int, 1, "sequences per forward/backward"},
+      {"train.recompute", KeyType::Bool, false, "recompute each layer's activations in backward"},
+      {"train.grad_clip", KeyType::Float, 1.0, "global gradient-norm clip (0: off)"},
+      {"train.init_from", KeyType::String, "", "HF directory or checkpoint directory to start from (\"\": seed)"},
+      {"optim.name", KeyType::String, "muonclip", "muonclip or adamw"},
+      {"optim.lr", KeyType::Float, 2e-4, "peak learning rate"},
+      {"optim.weight_decay", KeyType::Float, 0.1, "decoupled weight decay"},
+      {"optim.qk_clip_tau", KeyType::Float, 100.0, "QK-Clip threshold (0: off)"},
+      {"optim.momentum", KeyType::Float, 0.95, "Muon momentum"},
+      {"optim.nesterov", KeyType::Bool, true, "Muon Nesterov momentum"},
+      {"optim.muon_update_scale", KeyType::Float, 0.2, "Muon update RMS scale (x sqrt(max(rows, cols)))"},
+      {"optim.newton_schulz_dtype", KeyType::String, "bf16", "Newton-Schulz dtype: bf16 or fp32"},
+      {"optim.beta1", KeyType::Float, 0.9, "AdamW beta1"},
+      {"optim.beta2", KeyType::Float, 0.95, "AdamW beta2"},
+      {"optim.eps", KeyType::Float, 1e-8, "AdamW epsilon"},
+      {"optim.adamw_pattern", KeyType::String, "", "regex of HF names forced to AdamW under muonclip"},
+      {"schedule.name", KeyType::String, "wsd", "wsd, cosine or constant"},
+      {"schedule.warmup_steps", KeyType::Int, 0, "linear warm-up steps"},
+      {"schedule.decay_steps", KeyType::Int, 0, "wsd: steps of the final decay"},
+      {"schedule.decay_shape", KeyType::String, "cosine", "wsd decay: cosine or linear"},
+      {"schedule.min_lr", KeyType::Float, 0.0, "learning rate at the end of decay"},
+      {"checkpoint.interval", KeyType::Int, 100, "steps between checkpoints (0: only at the end)"},
+      {"checkpoint.keep", KeyType::Int, 2, "checkpoints kept"},
+      {"data.paths", KeyType::StringList, Json::array(), "HDF5 token stores"},
+      {"data.weights", KeyType::FloatList, Json::array(), "mixing weights (empty: by size)"},
+      {"data.mask_document_boundaries", KeyType::Bool, false, "attend only within documents"},
+      {"data.prefetch", KeyType::Int, 2, "batches prefetched in the background"},
+      {"balance.bias_update_rate", KeyType::Float, 1e-3, "aux-loss-free router bias step (0: off)"},
+      {"balance.aux_loss_alpha", KeyType::Float, 0.0, "sequence-wise auxiliary loss weight (0: off)"},
+      {"log.tensorboard", KeyType::Bool, true, "write TensorBoard event files"},
+      {"log.peak_tflops", KeyType::Float, 0.0, "peak for MFU (0: measure the bf16 GEMM rate at start)"},
   };
 }
 
@@ -76,6 +109,8 @@ const char* type_name(KeyType type) {
     case KeyType::Float: return "a number";
     case KeyType::Bool: return "true or false";
     case KeyType::String: return "a string";
+    case KeyType::StringList: return "an array of strings";
+    case KeyType::FloatList: return "an array of numbers";
   }
   return "?";
 }
@@ -113,15 +148,27 @@ std::string leaf_of(const std::string& path) { return path.substr(path.rfind('.'
 }
 
 Json coerce(const KeySpec& spec, const Json& value, const std::string& origin) {
+  auto all_of = [&](auto predicate) {
+    return value.is_array() && std::all_of(value.begin(), value.end(), predicate);
+  };
   const bool ok = (spec.type == KeyType::Int && value.is_number_integer()) ||
                   (spec.type == KeyType::Float && value.is_number()) ||
                   (spec.type == KeyType::Bool && value.is_boolean()) ||
-                  (spec.type == KeyType::String && value.is_string());
+                  (spec.type == KeyType::String && value.is_string()) ||
+                  (spec.type == KeyType::StringList && all_of([](const Json& v) { return v.is_string(); })) ||
+                  (spec.type == KeyType::FloatList && all_of([](const Json& v) { return v.is_number(); }));
   check(ok, origin, ": ", spec.path, " must be ", type_name(spec.type), ", got ", value.dump());
-  return spec.type == KeyType::Float ? Json(value.get<double>()) : value;
+  if (spec.type == KeyType::Float) return value.get<double>();
+  if (spec.type == KeyType::FloatList) return value.get<std::vector<double>>();
+  return value;
 }
 
 Json toml_to_json(const toml::node& node, const std::string& origin, const std::string& path) {
+  if (auto array = node.as_array()) {
+    Json items = Json::array();
+    for (size_t i = 0; i < array->size(); ++i) items.push_back(toml_to_json(*array->get(i), origin, path));
+    return items;
+  }
   if (auto v = node.as_integer()) return v->get();
   if (auto v = node.as_floating_point()) return v->get();
   if (auto v = node.as_boolean()) return v->get();
@@ -163,6 +210,16 @@ Json parse_override_value(const KeySpec& spec, const std::string& text, const st
       case KeyType::String:
         if (text.size() >= 2 && text.front() == '"' && text.back() == '"') return text.substr(1, text.size() - 2);
         return text;
+      case KeyType::StringList:
+      case KeyType::FloatList: {  // comma-separated
+        Json items = Json::array();
+        std::stringstream parts(text);
+        std::string part;
+        KeySpec item_spec = spec;
+        item_spec.type = spec.type == KeyType::StringList ? KeyType::String : KeyType::Float;
+        while (std::getline(parts, part, ',')) items.push_back(parse_override_value(item_spec, part, origin));
+        return items;
+      }
     }
   } catch (const std::exception&) {
   }
@@ -170,6 +227,11 @@ Json parse_override_value(const KeySpec& spec, const std::string& text, const st
 }
 
 std::string toml_value(const Json& value) {
+  if (value.is_array()) {
+    std::string out = "[";
+    for (size_t i = 0; i < value.size(); ++i) out += (i ? ", " : "") + toml_value(value[i]);
+    return out + "]";
+  }
   if (value.is_string()) return Json(value.get<std::string>()).dump();  // JSON string escapes are valid TOML
   if (value.is_number_float()) {
     std::ostringstream out;
@@ -257,6 +319,10 @@ int64_t Recipe::get_int(const std::string& key) const { return value(key).get<in
 double Recipe::get_float(const std::string& key) const { return value(key).get<double>(); }
 bool Recipe::get_bool(const std::string& key) const { return value(key).get<bool>(); }
 std::string Recipe::get_string(const std::string& key) const { return value(key).get<std::string>(); }
+std::vector<std::string> Recipe::get_strings(const std::string& key) const {
+  return value(key).get<std::vector<std::string>>();
+}
+std::vector<double> Recipe::get_floats(const std::string& key) const { return value(key).get<std::vector<double>>(); }
 bool Recipe::was_set(const std::string& key) const {
   return std::find(explicitly_set_.begin(), explicitly_set_.end(), key) != explicitly_set_.end();
 }
@@ -283,6 +349,15 @@ void Recipe::write_resolved(const std::string& run_dir) const {
 }
 
 model::ModelConfig model_config_from_recipe(const Recipe& r) {
+  const std::string hf_config = r.get_string("model.hf_config");
+  if (!hf_config.empty()) {
+    for (const auto& spec : recipe_schema()) {
+      check(spec.path.rfind("model.", 0) != 0 || spec.path == "model.hf_config" || !r.was_set(spec.path),
+            spec.path, " is set together with model.hf_config (\"", hf_config,
+            "\"): the architecture comes from one place; remove one of them");
+    }
+    return model::ModelConfig::from_hf_file(hf_config);
+  }
   model::ModelConfig c;
   c.vocab_size = r.get_int("model.vocab_size");
   c.hidden_size = r.get_int("model.hidden_size");

@@ -12,7 +12,7 @@
 
 namespace k2f::train {
 
-enum class KeyType { Int, Float, Bool, String };
+enum class KeyType { Int, Float, Bool, String, StringList, FloatList };
 
 struct KeySpec {
   std::string path;  // "section.key" or "section.sub.key"
@@ -33,6 +33,8 @@ class Recipe {
   double get_float(const std::string& key) const;
   bool get_bool(const std::string& key) const;
   std::string get_string(const std::string& key) const;
+  std::vector<std::string> get_strings(const std::string& key) const;
+  std::vector<double> get_floats(const std::string& key) const;
   bool was_set(const std::string& key) const;  // in the file or by --set, not a default
 
   // The resolved recipe as TOML (every key, defaults included), sections in schema order.
@@ -50,7 +52,8 @@ class Recipe {
   std::vector<std::string> explicitly_set_;
 };
 
-// The [model] section as a validated ModelConfig (messages use "model.<field>").
+// The [model] section as a validated ModelConfig (messages use "model.<field>"), or the
+// config.json named by model.hf_config (then no other model key may be set).
 model::ModelConfig model_config_from_recipe(const Recipe& recipe);
 
 // Edit distance, for "did you mean" hints.

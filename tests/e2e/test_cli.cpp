@@ -19,18 +19,12 @@ using testing::ScratchDir;
 
 const std::string kBinary = K2F_BINARY;
 const std::string kSource = K2F_SOURCE_DIR;
-const std::string kPython = "/usr/bin/python3";
 
-// Generates the reference model directory, tokens and expected log-probs once per flag set.
-std::string reference_dir(const std::string& flags) {
-  static std::map<std::string, std::unique_ptr<ScratchDir>> cache;
-  auto& dir = cache[flags];
-  if (!dir) {
-    dir = std::make_unique<ScratchDir>("ref");
-    const auto r = run_command(kPython + " " + kSource + "/tests/reference/make_tiny_k2.py " + dir->str() + " " + flags);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-  }
-  return dir->str();
+// The reference directories written by the CTest fixture "reference_models".
+std::string reference_dir(const std::string& variant) {
+  const std::string dir = std::string(K2F_REFERENCE_DIR) + "/" + (variant.empty() ? "default" : variant);
+  EXPECT_TRUE(fs::exists(dir + "/expected.json")) << dir << " missing: run the reference_models test first";
+  return dir;
 }
 
 double max_abs_difference(const Json& a, const Json& b) {
@@ -65,7 +59,7 @@ TEST(Cli, ScoreMatchesPythonReference) {
 
 TEST(Cli, ScoreMatchesPythonReferenceWithPlainQProjAndTwoDenseLayers) {
   ScratchDir out("score");
-  const auto ref = reference_dir("--q-lora-rank-null --first-k-dense 2");
+  const auto ref = reference_dir("plain_q");
   EXPECT_LE(score_against_reference(ref, ref + "/model", out), 1e-4);
 }
 

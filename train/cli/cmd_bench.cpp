@@ -2,18 +2,25 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "train/bench_data.h"
 #include "train/bench_model.h"
+#include "train/bench_train.h"
 #include "train/cli/command.h"
 
 namespace k2f::cli {
 
 int run_bench(const Args& args) {
-  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16)");
+  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), tokenizer (encode MB/s), data (loader tokens/s)");
   options.add_options()("name", "benchmark name", cxxopts::value<std::string>())(
       "recipe", "recipe whose [model] is benchmarked", cxxopts::value<std::string>()->default_value("recipes/bench_moe.toml"))(
       "set", "override a recipe key (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "steps", "timed steps per dtype", cxxopts::value<int64_t>()->default_value("3"))(
       "batch", "sequences per step (0: train.micro_batch_size)", cxxopts::value<int64_t>()->default_value("0"))(
+      "tokenizer", "tokenizer, data: tokenizer directory", cxxopts::value<std::string>()->default_value("assets/tokenizer"))(
+      "corpus", "tokenizer, data: .jsonl/.txt text", cxxopts::value<std::string>()->default_value("assets/corpus/python_docs_train.jsonl"))(
+      "megabytes", "tokenizer: text size (the corpus repeated)", cxxopts::value<double>()->default_value("10"))(
+      "seq-len", "data: tokens per sequence minus one", cxxopts::value<int64_t>()->default_value("512"))(
+      "seconds", "data: seconds per measured loader configuration", cxxopts::value<double>()->default_value("2"))(
       "json", "print JSON only");
   options.parse_positional({"name"});
   options.positional_help("NAME");
@@ -21,10 +28,30 @@ int run_bench(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::string name = required_option(parsed, "name", "bench");
-  check(name == "model", "unknown benchmark \"", name, "\" (available: model)");
+  check(name == "model" || name == "train" || name == "tokenizer" || name == "data", "unknown benchmark \"", name,
+        "\" (available: model, train, tokenizer, data)");
+  if (name == "tokenizer" || name == "data") {
+    train::DataBenchOptions data_options;
+    data_options.tokenizer_dir = parsed["tokenizer"].as<std::string>();
+    data_options.corpus = parsed["corpus"].as<std::string>();
+    data_options.megabytes = parsed["megabytes"].as<double>();
+    data_options.seq_len = parsed["seq-len"].as<int64_t>();
+    data_options.min_seconds = parsed["seconds"].as<double>();
+    if (parsed["batch"].as<int64_t>() > 0) data_options.batch = parsed["batch"].as<int64_t>();
+    const Json report = name == "tokenizer" ? train::bench_tokenizer(data_options) : train::bench_data(data_options);
+    std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
+    return 0;
+  }
   const std::vector<std::string> overrides =
       parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const auto recipe = train::Recipe::load(parsed["recipe"].as<std::string>(), overrides);
+  if (name == "train") {
+    train::TrainBenchOptions train_options;
+    train_options.steps = parsed["steps"].as<int64_t>();
+    check(train_options.steps > 0, "--steps (", train_options.steps, ") must be positive");
+    std::cout << train::bench_train(recipe, train_options).dump(parsed.count("json") ? -1 : 2) << std::endl;
+    return 0;
+  }
   train::ModelBenchOptions bench_options;
   bench_options.steps = parsed["steps"].as<int64_t>();
   bench_options.batch = parsed["batch"].as<int64_t>();

@@ -26,11 +26,11 @@ const std::map<std::string, Command>& commands() {
       {"score", {k2f::cli::run_score, "per-token log-probabilities of token rows under a model", ""}},
       {"export", {k2f::cli::run_export, "write a checkpoint or HF directory as an HF directory (bf16/fp32)", ""}},
       {"bench", {k2f::cli::run_bench, "benchmarks printing JSON (model)", ""}},
-      {"train", {nullptr, "pretraining, SFT and QAT fine-tuning from a recipe", "the trainer (issue 4)"}},
+      {"train", {k2f::cli::run_train, "pretraining and fine-tuning from a recipe (resumes by default)", ""}},
       {"rl", {nullptr, "RL fine-tuning on thinking traces with tools", "thinking/RL (issue 7)"}},
       {"generate", {nullptr, "sampling with the MLA KV cache", "thinking/RL (issue 7)"}},
-      {"data", {nullptr, "tokenised HDF5 stores", "tokenizer and data (issue 3)"}},
-      {"tokenizer", {nullptr, "BPE trainer and tiktoken tokenizer", "tokenizer and data (issue 3)"}},
+      {"data", {k2f::cli::run_data, "tokenised HDF5 token stores: build, inspect", ""}},
+      {"tokenizer", {k2f::cli::run_tokenizer, "tiktoken-format BPE: train, encode, decode", ""}},
       {"plan", {nullptr, "memory and time per GPU for a recipe", "the planner (issue 8)"}},
   };
   return table;

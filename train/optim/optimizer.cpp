@@ -22,6 +22,13 @@ void OptimizerOptions::validate() const {
   }
 }
 
+namespace {
+// Optimizer state is fp32 (fp64 for fp64 parameters, as in gradient checks).
+torch::ScalarType state_dtype(const torch::Tensor& param) {
+  return param.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+}  // namespace
+
 UpdateRule default_rule(const std::string& name, const torch::Tensor& param) {
   const bool embedding_or_head = name.find("embed_tokens") != std::string::npos || name.rfind("lm_head", 0) == 0;
   return param.dim() == 2 && !embedding_or_head ? UpdateRule::Muon : UpdateRule::AdamW;
@@ -36,7 +43,7 @@ Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& n
     UpdateRule rule = options_.name == "adamw" ? UpdateRule::AdamW : default_rule(name, param);
     if (std::regex_search(name, forced_adamw)) rule = UpdateRule::AdamW;
     parameters_.push_back({name, param, rule});
-    const auto zeros = [&] { return torch::zeros_like(param, param.options().dtype(torch::kFloat32)); };
+    const auto zeros = [&] { return torch::zeros_like(param, param.options().dtype(state_dtype(param))); };
     momentum_.push_back(rule == UpdateRule::Muon ? zeros() : torch::Tensor());
     exp_avg_.push_back(rule == UpdateRule::AdamW ? zeros() : torch::Tensor());
     exp_avg_sq_.push_back(rule == UpdateRule::AdamW ? zeros() : torch::Tensor());
@@ -48,8 +55,9 @@ void Optimizer::step(double lr) {
   ++steps_;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     auto& p = parameters_[i];
-    const auto grad = p.param.grad().defined() ? p.param.grad().to(torch::kFloat32)
-                                               : torch::zeros_like(p.param, p.param.options().dtype(torch::kFloat32));
+    const auto dtype = state_dtype(p.param);
+    const auto grad = p.param.grad().defined() ? p.param.grad().to(dtype)
+                                               : torch::zeros_like(p.param, p.param.options().dtype(dtype));
     if (p.rule == UpdateRule::Muon) {
       muon_update(i, grad, lr);
     } else {
@@ -62,7 +70,7 @@ void Optimizer::muon_update(size_t i, const torch::Tensor& grad, double lr) {
   auto& param = parameters_[i].param;
   momentum_[i].mul_(options_.momentum).add_(grad);  // M = mu*M + G
   const auto direction = options_.nesterov ? grad + options_.momentum * momentum_[i] : momentum_[i];
-  const auto orthogonal = newton_schulz5(direction, options_.newton_schulz_dtype).to(torch::kFloat32);
+  const auto orthogonal = newton_schulz5(direction, options_.newton_schulz_dtype).to(param.scalar_type());
   const double rms_match = options_.muon_update_scale * std::sqrt(static_cast<double>(std::max(param.size(0), param.size(1))));
   param.mul_(1.0 - lr * options_.weight_decay);
   param.add_(orthogonal, -lr * rms_match);

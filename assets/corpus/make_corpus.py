@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Builds the embedded default corpus from the Python 3.11 documentation sources shipped by
+Debian's python3.11-doc package (reStructuredText under html/_sources, PSF License: see LICENSE).
+
+    apt-get download python3.11-doc && dpkg -x python3.11-doc_*.deb x
+    /usr/bin/python3 assets/corpus/make_corpus.py x/usr/share/doc/python3.11/html/_sources assets/corpus
+
+Markup is lightly removed (roles such as :func:`x` become x, directive and label lines and
+section underlines are dropped), leaving English prose with inline code. One JSON line
+{"text": ...} per source file; every 10th file (sorted by path) goes to the held-out split.
+"""
+import json
+import os
+import re
+import sys
+
+SECTIONS = ["tutorial", "howto", "faq", "reference", "using", "extending", "glossary.rst.txt"]
+ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+UNDERLINE = re.compile(r"^\s*([=\-~^*#+\"'`.:])\1{3,}\s*$")
+DIRECTIVE = re.compile(r"^\s*\.\. (?:_[^:]*:|[a-z:-]+::).*$")
+OPTION_LINE = re.compile(r"^\s+:[a-z-]+:.*$")
+
+
+def clean(text):
+    lines = []
+    for line in text.splitlines():
+        if UNDERLINE.match(line) or DIRECTIVE.match(line) or OPTION_LINE.match(line):
+            continue
+        line = ROLE.sub(r"\1", line)
+        line = line.replace("``", "`").replace("**", "")
+        lines.append(line.rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def source_files(root):
+    for section in SECTIONS:
+        path = os.path.join(root, section)
+        if os.path.isfile(path):
+            yield path
+            continue
+        for directory, _, names in sorted(os.walk(path)):
+            for name in sorted(names):
+                if name.endswith(".rst.txt"):
+                    yield os.path.join(directory, name)
+
+
+def main():
+    root, out = sys.argv[1], sys.argv[2]
+    files = sorted(source_files(root))
+    with open(os.path.join(out, "python_docs_train.jsonl"), "w", encoding="utf-8") as train, \
+         open(os.path.join(out, "python_docs_heldout.jsonl"), "w", encoding="utf-8") as heldout:
+        for index, path in enumerate(files):
+            with open(path, encoding="utf-8") as f:
+                text = clean(f.read())
+            record = json.dumps({"text": text}, ensure_ascii=False) + "\n"
+            (heldout if index % 10 == 9 else train).write(record)
+
+
+if __name__ == "__main__":
+    main()

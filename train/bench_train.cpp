@@ -1,0 +1,98 @@
+#include "train/bench_train.h"
+
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "base/log.h"
+#include "data/token_store_writer.h"
+#include "train/bench_model.h"
+#include "train/trainer.h"
+
+namespace k2f::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A store of random documents large enough for the benchmark's steps, in a scratch directory.
+std::string write_bench_store(const fs::path& dir, int64_t vocab, int64_t tokens_needed) {
+  data::TokenStoreWriterOptions options;
+  options.vocab_size = vocab;
+  options.tokenizer_hash = "bench-random";
+  const std::string path = (dir / "bench.h5").string();
+  data::TokenStoreWriter writer(path, options);
+  std::mt19937_64 rng(7);
+  for (int64_t written = 0; written < tokens_needed;) {
+    std::vector<int32_t> document(200 + rng() % 1800);
+    for (auto& t : document) t = static_cast<int32_t>(rng() % vocab);
+    writer.append_document(document);
+    written += static_cast<int64_t>(document.size());
+  }
+  writer.finish();
+  return path;
+}
+
+}  // namespace
+
+Json bench_train(const Recipe& recipe, const TrainBenchOptions& bench) {
+  auto options = TrainOptions::from_recipe(recipe);
+  const fs::path scratch = fs::temp_directory_path() / ("k2forge-bench-train-" + std::to_string(::getpid()));
+  fs::remove_all(scratch);
+  fs::create_directories(scratch);
+  Json report;
+  try {
+    const int64_t tokens_per_step = options.global_batch_size * (options.seq_len + 1);
+    options.data_paths = {write_bench_store(scratch, options.model.vocab_size, tokens_per_step * (bench.steps + 2))};
+    options.data_weights.clear();
+    options.run_dir = (scratch / "run").string();
+    options.steps = bench.steps + 1;
+    options.schedule.warmup_steps = 0;
+    options.schedule.decay_steps = 0;
+    options.tensorboard = false;
+    const double gemm_flops = measure_bf16_gemm_flops();
+    options.peak_flops = gemm_flops;
+    Trainer trainer(options, TrainerRunOptions{});
+    trainer.train_step(0);  // warm-up
+    Json steps = Json::array();
+    double seconds = 0, forward = 0, backward = 0, optimizer = 0, data = 0, tokens_per_s = 0, mfu = 0, flops = 0;
+    for (int64_t s = 1; s <= bench.steps; ++s) {
+      const auto m = trainer.train_step(s);
+      seconds += m.seconds;
+      forward += m.forward_seconds;
+      backward += m.backward_seconds;
+      optimizer += m.optimizer_seconds;
+      data += m.data_seconds;
+      tokens_per_s += m.tokens_per_s / bench.steps;
+      mfu += m.mfu / bench.steps;
+      flops += m.model_flops_per_s / bench.steps;
+      steps.push_back(m.loss);
+    }
+    report = {{"benchmark", "train"},
+              {"recipe", recipe.source()},
+              {"threads", at::get_num_threads()},
+              {"dtype", recipe.get_string("train.dtype")},
+              {"optimizer", options.optimizer.name},
+              {"global_batch_size", options.global_batch_size},
+              {"micro_batch_size", options.micro_batch_size},
+              {"seq_len", options.seq_len},
+              {"steps", bench.steps},
+              {"seconds_per_step", seconds / bench.steps},
+              {"tokens_per_s", tokens_per_s},
+              {"model_gflops", flops / 1e9},
+              {"gemm_bf16_gflops", gemm_flops / 1e9},
+              {"mfu", mfu},
+              {"time_split", {{"forward", forward / seconds}, {"backward", backward / seconds},
+                              {"optimizer", optimizer / seconds}, {"data", data / seconds}}},
+              {"losses", steps}};
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    throw;
+  }
+  fs::remove_all(scratch);
+  return report;
+}
+
+}  // namespace k2f::train

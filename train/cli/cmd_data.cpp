@@ -1,0 +1,80 @@
+// `k2forge data build|inspect`: tokenises .jsonl/.txt inputs into an HDF5 token store, and
+// checks a store (attributes, offsets, every token id against its vocabulary) with a summary.
+#include <iostream>
+
+#include "base/error.h"
+#include "base/json_io.h"
+#include "data/store_builder.h"
+#include "data/token_store.h"
+#include "train/cli/command.h"
+
+namespace k2f::cli {
+namespace {
+
+int build(const cxxopts::ParseResult& parsed) {
+  data::StoreBuildOptions options;
+  check(parsed.count("input") > 0, "missing --input (see k2forge data --help)");
+  options.inputs = parsed["input"].as<std::vector<std::string>>();
+  options.tokenizer_dir = required_option(parsed, "tokenizer", "data");
+  options.out = required_option(parsed, "out", "data");
+  options.kind = parsed["kind"].as<std::string>();
+  options.progress = parsed.count("no-progress") == 0;
+  const auto report = data::build_store(options);
+  std::cout << report.to_json().dump(parsed.count("json") ? -1 : 2) << std::endl;
+  return 0;
+}
+
+// Reads every token in blocks and checks it against the store's vocab_size.
+int inspect(const cxxopts::ParseResult& parsed) {
+  const std::string path = required_option(parsed, "store", "data");
+  const data::TokenStore store(path);
+  constexpr int64_t kBlock = 1 << 20;
+  int64_t max_id = 0;
+  for (int64_t start = 0; start < store.num_tokens(); start += kBlock) {
+    const auto ids = store.read_tokens(start, std::min(kBlock, store.num_tokens() - start));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      check(ids[i] >= 0 && ids[i] < store.vocab_size(), path, ": token id ", ids[i], " at position ", start + int64_t(i),
+            " is outside the store's vocabulary [0, ", store.vocab_size(), ")");
+      max_id = std::max<int64_t>(max_id, ids[i]);
+    }
+  }
+  const Json summary = {{"path", path},
+                        {"format_version", data::kTokenStoreFormatVersion},
+                        {"num_tokens", store.num_tokens()},
+                        {"num_documents", store.num_documents()},
+                        {"vocab_size", store.vocab_size()},
+                        {"max_token_id", max_id},
+                        {"tokenizer_hash", store.tokenizer_hash()},
+                        {"has_loss_mask", store.has_loss_mask()}};
+  std::cout << summary.dump(parsed.count("json") ? -1 : 2) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int run_data(const Args& args) {
+  cxxopts::Options options("k2forge data",
+                           "Tokenised HDF5 token stores.\n"
+                           "  build    --input FILE... --tokenizer DIR --out OUT.h5 [--kind text]\n"
+                           "           .jsonl: one {\"text\": ...} per line; .txt: one document per blank-line-separated\n"
+                           "           paragraph. The tokenizer's EOS id follows every document.\n"
+                           "  inspect  --store OUT.h5   check a store and print its summary");
+  options.add_options()("action", "build or inspect", cxxopts::value<std::string>())(
+      "input", "build: input .jsonl/.txt file(s)", cxxopts::value<std::vector<std::string>>())(
+      "tokenizer", "build: tokenizer directory", cxxopts::value<std::string>())(
+      "out", "build: output store (must not exist)", cxxopts::value<std::string>())(
+      "kind", "build: text (chat arrives with the chat template)", cxxopts::value<std::string>()->default_value("text"))(
+      "no-progress", "build: no progress bar")("store", "inspect: the store", cxxopts::value<std::string>())(
+      "json", "print compact JSON");
+  options.parse_positional({"action", "input"});
+  options.positional_help("build|inspect");
+  bool help = false;
+  const auto parsed = parse_args(options, args, help);
+  if (help) return 0;
+  const std::string action = required_option(parsed, "action", "data");
+  if (action == "build") return build(parsed);
+  if (action == "inspect") return inspect(parsed);
+  throw cxxopts::exceptions::parsing("unknown action \"" + action + "\" (expected build or inspect)");
+}
+
+}  // namespace k2f::cli

@@ -1,0 +1,56 @@
+// Per-step training metrics, written three ways: one JSON object per line in metrics.jsonl, scalar
+// summaries in TensorBoard event files under <run_dir>/tensorboard, and a console line (with a
+// progress bar and ETA when stderr is a terminal). On resume the jsonl is cut back to the
+// checkpoint's step so no step appears twice.
+#pragma once
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/json_io.h"
+#include "train/tensorboard.h"
+
+namespace k2f::train {
+
+struct StepMetrics {
+  int64_t step = 0;  // 1-based: optimizer steps completed
+  double loss = 0;   // mean next-token NLL over the step's unmasked tokens
+  double aux_loss = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  double tokens_per_s = 0;
+  double model_flops_per_s = 0;
+  double mfu = 0;
+  double max_qk_logit = 0;
+  int64_t qk_heads_clipped = 0;
+  std::vector<double> expert_imbalance;  // max/mean load per MoE layer
+  int64_t tokens_seen = 0;
+  int64_t rss_bytes = 0;
+  double seconds = 0;  // wall time of the step
+  double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0, data_seconds = 0;
+  Json to_json() const;
+};
+
+class MetricsLogger {
+ public:
+  // `console`: also print a line (or progress bar) per step on stderr.
+  MetricsLogger(const std::string& run_dir, int64_t total_steps, int64_t resumed_step, bool tensorboard, bool console);
+  void log(const StepMetrics& metrics);
+  void finish();
+
+ private:
+  std::string jsonl_path_;
+  std::ofstream jsonl_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+  int64_t total_steps_, first_step_;
+  bool console_, interactive_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Resident set size of this process in bytes (Linux /proc), 0 when unknown.
+int64_t resident_bytes();
+
+}  // namespace k2f::train

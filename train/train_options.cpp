@@ -1,0 +1,84 @@
+#include "train/train_options.h"
+
+#include "base/error.h"
+#include "model/kimi_model.h"
+
+namespace k2f::train {
+
+int64_t TrainOptions::accumulation_steps(int64_t dp_size) const {
+  return global_batch_size / (dp_size * micro_batch_size);
+}
+
+void TrainOptions::validate(int64_t dp_size) const {
+  check(steps > 0, "train.steps (", steps, ") must be positive");
+  check(seq_len > 0, "train.seq_len (", seq_len, ") must be positive");
+  check(seq_len <= model.max_position_embeddings, "train.seq_len (", seq_len, ") must be <= model.max_position_embeddings (",
+        model.max_position_embeddings, ")");
+  check(micro_batch_size > 0, "train.micro_batch_size (", micro_batch_size, ") must be positive");
+  check(global_batch_size > 0 && global_batch_size % (dp_size * micro_batch_size) == 0, "train.global_batch_size (",
+        global_batch_size, ") must be a positive multiple of train.micro_batch_size (", micro_batch_size,
+        ") x data-parallel size (", dp_size, ")");
+  check(grad_clip >= 0, "train.grad_clip (", grad_clip, ") must be >= 0");
+  check(lr > 0, "optim.lr (", lr, ") must be positive");
+  optimizer.validate();
+  schedule.validate(lr, steps);
+  check(checkpoint_interval >= 0, "checkpoint.interval (", checkpoint_interval, ") must be >= 0");
+  check(checkpoint_keep >= 1, "checkpoint.keep (", checkpoint_keep, ") must be >= 1");
+  check(!data_paths.empty(), "data.paths is empty: name at least one HDF5 token store (k2forge data build)");
+  check(data_weights.empty() || data_weights.size() == data_paths.size(), "data.weights has ", data_weights.size(),
+        " entries but data.paths has ", data_paths.size());
+  for (double w : data_weights) check(w > 0, "data.weights (", w, ") must all be positive");
+  check(prefetch >= 0, "data.prefetch (", prefetch, ") must be >= 0");
+  check(bias_update_rate >= 0, "balance.bias_update_rate (", bias_update_rate, ") must be >= 0");
+  check(aux_loss_alpha >= 0, "balance.aux_loss_alpha (", aux_loss_alpha, ") must be >= 0");
+  check(!(recompute && aux_loss_alpha > 0), "train.recompute (true) with balance.aux_loss_alpha (", aux_loss_alpha,
+        ") > 0: the auxiliary loss needs the routing of the recorded forward; turn one of them off");
+  check(peak_flops >= 0, "log.peak_tflops (", peak_flops / 1e12, ") must be >= 0");
+}
+
+TrainOptions TrainOptions::from_recipe(const Recipe& r) {
+  TrainOptions o;
+  o.model = model_config_from_recipe(r);
+  o.run_dir = r.get_string("train.run_dir");
+  o.seed = static_cast<uint64_t>(r.get_int("train.seed"));
+  o.dtype = model::parse_compute_dtype(r.get_string("train.dtype"), "train.dtype");
+  o.steps = r.get_int("train.steps");
+  o.seq_len = r.get_int("train.seq_len");
+  o.global_batch_size = r.get_int("train.global_batch_size");
+  o.micro_batch_size = r.get_int("train.micro_batch_size");
+  o.recompute = r.get_bool("train.recompute");
+  o.grad_clip = r.get_float("train.grad_clip");
+  o.init_from = r.get_string("train.init_from");
+  o.lr = r.get_float("optim.lr");
+  o.optimizer.name = r.get_string("optim.name");
+  o.optimizer.weight_decay = r.get_float("optim.weight_decay");
+  o.optimizer.qk_clip_tau = r.get_float("optim.qk_clip_tau");
+  o.optimizer.momentum = r.get_float("optim.momentum");
+  o.optimizer.nesterov = r.get_bool("optim.nesterov");
+  o.optimizer.muon_update_scale = r.get_float("optim.muon_update_scale");
+  o.optimizer.newton_schulz_dtype =
+      model::parse_compute_dtype(r.get_string("optim.newton_schulz_dtype"), "optim.newton_schulz_dtype");
+  o.optimizer.beta1 = r.get_float("optim.beta1");
+  o.optimizer.beta2 = r.get_float("optim.beta2");
+  o.optimizer.eps = r.get_float("optim.eps");
+  o.optimizer.adamw_pattern = r.get_string("optim.adamw_pattern");
+  o.schedule.name = r.get_string("schedule.name");
+  o.schedule.warmup_steps = r.get_int("schedule.warmup_steps");
+  o.schedule.decay_steps = r.get_int("schedule.decay_steps");
+  o.schedule.decay_shape = r.get_string("schedule.decay_shape");
+  o.schedule.min_lr = r.get_float("schedule.min_lr");
+  o.checkpoint_interval = r.get_int("checkpoint.interval");
+  o.checkpoint_keep = r.get_int("checkpoint.keep");
+  o.data_paths = r.get_strings("data.paths");
+  o.data_weights = r.get_floats("data.weights");
+  o.mask_document_boundaries = r.get_bool("data.mask_document_boundaries");
+  o.prefetch = r.get_int("data.prefetch");
+  o.bias_update_rate = r.get_float("balance.bias_update_rate");
+  o.aux_loss_alpha = r.get_float("balance.aux_loss_alpha");
+  o.tensorboard = r.get_bool("log.tensorboard");
+  o.peak_flops = r.get_float("log.peak_tflops") * 1e12;
+  o.recipe_toml = r.to_toml();
+  return o;
+}
+
+}  // namespace k2f::train

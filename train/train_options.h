@@ -1,0 +1,49 @@
+// Everything `k2forge train` reads from a recipe, as typed structs validated before any work
+// starts (messages use the recipe's dotted paths and quote the values). Derived quantities, such
+// as gradient-accumulation steps, are computed here rather than written in recipes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "train/optim/optimizer.h"
+#include "train/recipe.h"
+#include "train/schedule.h"
+
+namespace k2f::train {
+
+struct TrainOptions {
+  model::ModelConfig model;
+  std::string run_dir;
+  uint64_t seed = 1234;
+  torch::ScalarType dtype = torch::kBFloat16;
+  int64_t steps = 100;
+  int64_t seq_len = 512;
+  int64_t global_batch_size = 8;
+  int64_t micro_batch_size = 1;
+  bool recompute = false;
+  double grad_clip = 1.0;
+  std::string init_from;
+  double lr = 2e-4;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  int64_t checkpoint_interval = 100;
+  int64_t checkpoint_keep = 2;
+  std::vector<std::string> data_paths;
+  std::vector<double> data_weights;
+  bool mask_document_boundaries = false;
+  int64_t prefetch = 2;
+  double bias_update_rate = 1e-3;
+  double aux_loss_alpha = 0.0;
+  bool tensorboard = true;
+  double peak_flops = 0;  // 0: measure
+  std::string recipe_toml;  // the resolved recipe, stored in checkpoints
+
+  // Micro-batches per optimizer step on each of `dp_size` ranks.
+  int64_t accumulation_steps(int64_t dp_size = 1) const;
+  void validate(int64_t dp_size = 1) const;
+  static TrainOptions from_recipe(const Recipe& recipe);
+};
+
+}  // namespace k2f::train

@@ -1,0 +1,61 @@
+// The training loop (DESIGN.md "Data flow of one training step"): sampler -> micro-batches ->
+// forward/backward with the loss divided by the step's global token count -> gradient clipping ->
+// optimizer step -> QK-Clip -> router-bias update -> metrics -> periodic checkpoint. A run
+// resumes from its run directory's newest intact checkpoint and continues bit for bit as if it
+// had never stopped: weights, optimizer state, router biases, RNG and sampler position are saved.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "data/token_loader.h"
+#include "model/kimi_model.h"
+#include "train/checkpoint.h"
+#include "train/load_balance.h"
+#include "train/metrics.h"
+#include "train/optim/optimizer.h"
+#include "train/train_options.h"
+
+namespace k2f::train {
+
+struct TrainerRunOptions {
+  bool fresh = false;            // refuse to resume; the run dir must hold no checkpoint
+  int64_t stop_after_steps = 0;  // >0: stop (with a checkpoint) after this many steps of this invocation
+  bool quiet_console = false;
+};
+
+class Trainer {
+ public:
+  Trainer(TrainOptions options, TrainerRunOptions run_options = {});
+  ~Trainer();
+
+  // Trains until train.steps (or stop_after_steps); returns each step's metrics of this invocation.
+  std::vector<StepMetrics> run();
+
+  // One optimizer step (exposed for benchmarks); `step` is 0-based.
+  StepMetrics train_step(int64_t step);
+
+  model::KimiForCausalLM& model() { return model_; }
+  int64_t completed_steps() const { return completed_steps_; }
+
+ private:
+  void initialise_weights();
+  bool resume();
+  void save_checkpoint();
+  torch::Tensor forward_backward(const data::TokenBatch& batch, double inverse_tokens, double aux_scale,
+                                 double& aux_loss, double& forward_seconds, double& backward_seconds);
+
+  TrainOptions options_;
+  TrainerRunOptions run_options_;
+  model::KimiForCausalLM model_{nullptr};
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<data::TokenLoader> loader_;
+  std::unique_ptr<CheckpointManager> checkpoints_;
+  std::unique_ptr<ExpertLoadTracker> loads_;
+  int64_t completed_steps_ = 0;
+  int64_t tokens_seen_ = 0;
+  double peak_flops_ = 0;
+  double flops_per_token_ = 0;
+};
+
+}  // namespace k2f::train
