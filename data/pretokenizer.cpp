@@ -55,8 +55,8 @@ Pretokenizer::~Pretokenizer() = default;
 namespace {
 
 // Per-thread matching state: the JIT stack grows on demand up to 512 MiB of address space (each
-// letter of a word adds a backtracking frame in the lookahead groups: about 1M letters per
-// 64 MiB); beyond that the interpreter takes over with a large heap limit.
+// letter of a word adds a backtracking frame in the lookahead groups; a 1 MB word fits); beyond
+// that the interpreter takes over with a large heap limit.
 struct ThreadMatchState {
   pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
   pcre2_match_context* context = pcre2_match_context_create(nullptr);

@@ -10,7 +10,7 @@ packages=(
   libcxxopts-dev nlohmann-json3-dev libtomlplusplus-dev libpcre2-dev
   openmpi-bin libopenmpi-dev
   libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev time
   python3 python3-torch python3-numpy python3-h5py python3-matplotlib
 )
 

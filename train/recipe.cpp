@@ -94,6 +94,7 @@ std::vector<KeySpec> train_keys() {
       {"checkpoint.keep", KeyType::Int, 2, "checkpoints kept"},
       {"data.paths", KeyType::StringList, Json::array(), "HDF5 token stores"},
       {"data.weights", KeyType::FloatList, Json::array(), "mixing weights (empty: by size)"},
+      {"data.tokenizer", KeyType::String, "", "tokenizer directory the stores must have been built with (\"\": unchecked)"},
       {"data.mask_document_boundaries", KeyType::Bool, false, "attend only within documents"},
       {"data.prefetch", KeyType::Int, 2, "batches prefetched in the background"},
       {"balance.bias_update_rate", KeyType::Float, 1e-3, "aux-loss-free router bias step (0: off)"},

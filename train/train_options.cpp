@@ -71,6 +71,7 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.checkpoint_keep = r.get_int("checkpoint.keep");
   o.data_paths = r.get_strings("data.paths");
   o.data_weights = r.get_floats("data.weights");
+  o.data_tokenizer = r.get_string("data.tokenizer");
   o.mask_document_boundaries = r.get_bool("data.mask_document_boundaries");
   o.prefetch = r.get_int("data.prefetch");
   o.bias_update_rate = r.get_float("balance.bias_update_rate");

@@ -32,6 +32,7 @@ struct TrainOptions {
   int64_t checkpoint_keep = 2;
   std::vector<std::string> data_paths;
   std::vector<double> data_weights;
+  std::string data_tokenizer;  // stores must carry this tokenizer's hash ("" = unchecked)
   bool mask_document_boundaries = false;
   int64_t prefetch = 2;
   double bias_update_rate = 1e-3;

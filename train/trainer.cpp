@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "data/tokenizer.h"
 #include "model/hf_checkpoint.h"
 #include "model/param_count.h"
 #include "train/bench_model.h"
@@ -32,6 +33,7 @@ data::LoaderOptions loader_options(const TrainOptions& o) {
   l.mask_document_boundaries = o.mask_document_boundaries;
   l.prefetch_batches = o.prefetch;
   l.expected_vocab_size = o.model.vocab_size;
+  if (!o.data_tokenizer.empty()) l.expected_tokenizer_hash = data::Tokenizer::load(o.data_tokenizer).hash();
   return l;
 }
 

@@ -237,11 +237,11 @@ TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   EXPECT_EQ(read_json_file(dir / "a.json"), read_json_file(dir / "b.json"));  // bf16 -> bf16 is exact
-  r = run_command(kBinary + " train --recipe x.toml");
+  r = run_command(kBinary + " rl --recipe x.toml");  // a planned subcommand
   EXPECT_EQ(r.exit_code, 2);
   r = run_command(kBinary + " score --model " + (dir / "again"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("missing --tokens"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("give exactly one of --tokens FILE or --text FILE"), std::string::npos) << r.output;
 }
 
 }  // namespace

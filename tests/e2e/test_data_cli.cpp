@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/json_io.h"
+#include "data/raw_hdf5.h"
 #include "test_util.h"
 
 namespace k2f {
@@ -102,10 +103,30 @@ TEST(DataCli, BadInputsExitNonZeroWithMessagesAndLeaveNothing) {
   expect_failure("data frobnicate", 2, {"unknown action \"frobnicate\""});
   expect_failure("tokenizer encode --tokenizer " + (dir / "nowhere") + " --input " + (dir / "good.jsonl"), 1,
                  {"nowhere", "not a tokenizer directory"});
-  expect_failure("bench nothing", 1, {"available: model, tokenizer, data"});
+  expect_failure("bench nothing", 1, {"unknown benchmark \"nothing\"", "tokenizer", "data"});
   EXPECT_FALSE(fs::exists(dir / "out.h5"));
   for (const auto& entry : fs::directory_iterator(dir.str()))
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+TEST(DataCli, InspectNamesTheStoreAndThePlaceOfEachDefect) {
+  ScratchDir dir("cli-stores");
+  testing::RawStore bad_ids;
+  bad_ids.tokens = {1, 2, 3, 150, 4};
+  bad_ids.doc_offsets = {0, 5};
+  testing::write_raw_store(dir / "bad_ids.h5", bad_ids);
+  expect_failure("data inspect --store " + (dir / "bad_ids.h5"), 1,
+                 {"bad_ids.h5", "token id 150 at position 3", "[0, 100)"});
+  testing::RawStore empty;
+  empty.doc_offsets = {0};
+  testing::write_raw_store(dir / "empty.h5", empty);
+  expect_failure("data inspect --store " + (dir / "empty.h5"), 1, {"empty.h5", "/tokens is empty"});
+  write_file(dir / "in.jsonl", "{\"text\": \"" + std::string(20000, 'x') + " end\"}\n");
+  ASSERT_EQ(run_command(kBinary + " data build --no-progress --input " + (dir / "in.jsonl") + " --tokenizer " +
+                        kTokenizer + " --out " + (dir / "good.h5")).exit_code, 0);
+  fs::copy_file(dir / "good.h5", dir / "truncated.h5");
+  fs::resize_file(dir / "truncated.h5", fs::file_size(dir / "good.h5") / 2);
+  expect_failure("data inspect --store " + (dir / "truncated.h5"), 1, {"truncated.h5"});
 }
 
 }  // namespace

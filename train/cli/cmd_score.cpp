@@ -1,11 +1,15 @@
-// `k2forge score`: per-token log-probabilities of JSON token rows under an HF model directory,
-// one row at a time (rows differ in length), fp32 by default.
+// `k2forge score`: per-token log-probabilities of token rows under an HF model directory or a
+// training checkpoint, one row at a time (rows differ in length), fp32 by default. Rows come from
+// a JSON file of token ids, or from text documents (.jsonl/.txt) cut into rows by a tokenizer.
 #include <cmath>
 #include <iostream>
 
 #include "base/error.h"
 #include "base/json_io.h"
+#include "data/document_reader.h"
+#include "data/tokenizer.h"
 #include "model/hf_checkpoint.h"
+#include "train/model_loading.h"
 #include "train/cli/command.h"
 
 namespace k2f::cli {
@@ -32,26 +36,54 @@ std::vector<std::vector<int64_t>> read_token_rows(const std::string& path, int64
   return rows;
 }
 
+// Each document encoded (plus EOS) and cut into rows of at most `row_tokens` tokens.
+std::vector<std::vector<int64_t>> encode_text_rows(const std::string& path, const std::string& tokenizer_dir,
+                                                   int64_t row_tokens, int64_t vocab_size) {
+  const auto tokenizer = data::Tokenizer::load(tokenizer_dir);
+  check(tokenizer.vocab_size() <= vocab_size, tokenizer_dir, ": vocabulary of ", tokenizer.vocab_size(),
+        " tokens does not fit the model's vocab_size ", vocab_size);
+  data::DocumentReader reader(path);
+  std::vector<std::vector<int64_t>> rows;
+  std::string text;
+  while (reader.next(text)) {
+    auto ids = tokenizer.encode(text);
+    ids.push_back(tokenizer.eos_id());
+    for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(row_tokens)) {
+      const size_t end = std::min(ids.size(), start + static_cast<size_t>(row_tokens));
+      rows.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+  }
+  check(!rows.empty(), path, ": no documents to score");
+  return rows;
+}
+
 }  // namespace
 
 int run_score(const Args& args) {
   cxxopts::Options options("k2forge score", "Per-token log-probabilities: entry t of row i is log p(row[t+1] | row[..t])");
   options.add_options()("model", "HF model directory", cxxopts::value<std::string>())(
       "tokens", "JSON array of token-id arrays", cxxopts::value<std::string>())(
+      "text", "or: text documents (.jsonl with \"text\", or .txt paragraphs)", cxxopts::value<std::string>())(
+      "tokenizer", "with --text: tokenizer directory", cxxopts::value<std::string>())(
+      "row-tokens", "with --text: tokens per scored row", cxxopts::value<int64_t>()->default_value("256"))(
       "out", "output JSON {\"logprobs\": [[...]], \"nll_mean\": x}", cxxopts::value<std::string>())(
       "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"));
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::string model_dir = required_option(parsed, "model", "score");
-  const std::string tokens_path = required_option(parsed, "tokens", "score");
+  check(parsed.count("tokens") + parsed.count("text") == 1, "give exactly one of --tokens FILE or --text FILE");
   const std::string out_path = required_option(parsed, "out", "score");
   const auto dtype = model::parse_compute_dtype(parsed["dtype"].as<std::string>(), "--dtype");
+  const int64_t row_tokens = parsed["row-tokens"].as<int64_t>();
+  check(row_tokens >= 2, "--row-tokens (", row_tokens, ") must be >= 2");
 
-  model::HfDirectory directory(model_dir);
-  const auto rows = read_token_rows(tokens_path, directory.config().vocab_size);
-  model::KimiForCausalLM lm(directory.config());
-  model::load_hf_weights(*lm, directory);
+  auto lm = train::load_model(model_dir);
+  const int64_t vocab_size = lm->model->config.vocab_size;
+  const auto rows = parsed.count("tokens")
+                        ? read_token_rows(parsed["tokens"].as<std::string>(), vocab_size)
+                        : encode_text_rows(parsed["text"].as<std::string>(), required_option(parsed, "tokenizer", "score"),
+                                           row_tokens, vocab_size);
   lm->compute_dtype = dtype;
   lm->eval();
 
