@@ -31,4 +31,4 @@ PY
   for lr in 0.001 0.003 0.01; do run adamw $lr; done
 } | tee "$out.txt"
 echo "best per optimizer:"
-sort -k5 -n "$out.txt" | awk '!seen[$1]++'
+sort -k6 -g "$out.txt" | awk '!seen[$1]++'

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "base/json_io.h"
+#include "e2e/e2e_paths.h"
 #include "test_util.h"
 
 namespace k2f {
@@ -17,8 +18,8 @@ namespace fs = std::filesystem;
 using testing::run_command;
 using testing::ScratchDir;
 
-const std::string kBinary = K2F_BINARY;
-const std::string kSource = K2F_SOURCE_DIR;
+using testing::kBinary;
+using testing::kSource;
 
 // The reference directories written by the CTest fixture "reference_models".
 std::string reference_dir(const std::string& variant) {

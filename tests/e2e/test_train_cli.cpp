@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/json_io.h"
+#include "e2e/e2e_paths.h"
 #include "test_util.h"
 
 namespace k2f {
@@ -14,8 +15,8 @@ namespace fs = std::filesystem;
 using testing::run_command;
 using testing::ScratchDir;
 
-const std::string kBinary = K2F_BINARY;
-const std::string kSource = K2F_SOURCE_DIR;
+using testing::kBinary;
+using testing::kSource;
 const std::string kRecipe = kSource + "/recipes/tiny_pretrain.toml";
 
 // The embedded corpus tokenised with the embedded tokenizer, once per test process.
