@@ -18,6 +18,21 @@ std::vector<double> losses(const std::vector<StepMetrics>& history) {
   return values;
 }
 
+TrainerRunOptions quiet() {
+  TrainerRunOptions options;
+  options.quiet_console = true;
+  return options;
+}
+
+// A run directory holding the checkpoint of one completed step; returns the options used.
+TrainOptions one_step_run(const testing::ScratchDir& dir) {
+  auto options = testing::tiny_train_options(dir, "run");
+  options.steps = 1;
+  options.schedule.warmup_steps = 0;
+  Trainer(options, quiet()).run();
+  return options;
+}
+
 void expect_same_weights(model::KimiForCausalLM& a, model::KimiForCausalLM& b) {
   const auto sa = model::named_state(*a), sb = model::named_state(*b);
   ASSERT_EQ(sa.size(), sb.size());
@@ -29,18 +44,16 @@ void expect_exact_resume(torch::ScalarType dtype, bool recompute) {
   auto options = testing::tiny_train_options(dir, "straight");
   options.dtype = dtype;
   options.recompute = recompute;
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
-  Trainer straight(options, quiet);
+  Trainer straight(options, quiet());
   const auto all = losses(straight.run());
   ASSERT_EQ(all.size(), 6u);
   EXPECT_LT(all.back(), all.front());
 
   options.run_dir = dir / "resumed";
-  TrainerRunOptions first_half = quiet;
+  TrainerRunOptions first_half = quiet();
   first_half.stop_after_steps = 3;
   auto part1 = losses(Trainer(options, first_half).run());
-  Trainer second(options, quiet);  // resumes from step 3
+  Trainer second(options, quiet());  // resumes from step 3
   EXPECT_EQ(second.completed_steps(), 3);
   const auto part2 = losses(second.run());
   part1.insert(part1.end(), part2.begin(), part2.end());
@@ -54,18 +67,16 @@ TEST(Trainer, ResumeIsBitwiseExactWithRecompute) { expect_exact_resume(torch::kF
 
 TEST(Trainer, RecomputeAndMicroBatchingDoNotChangeTraining) {
   testing::ScratchDir dir("trainer");
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
   auto options = testing::tiny_train_options(dir, "a");
   options.steps = 3;
-  const auto reference = losses(Trainer(options, quiet).run());
+  const auto reference = losses(Trainer(options, quiet()).run());
   options.run_dir = dir / "b";
   options.micro_batch_size = 1;
-  const auto one_by_one = losses(Trainer(options, quiet).run());
+  const auto one_by_one = losses(Trainer(options, quiet()).run());
   options.run_dir = dir / "c";
   options.micro_batch_size = 4;
   options.recompute = true;
-  const auto recomputed = losses(Trainer(options, quiet).run());
+  const auto recomputed = losses(Trainer(options, quiet()).run());
   for (size_t i = 0; i < reference.size(); ++i) {
     EXPECT_NEAR(one_by_one[i], reference[i], 1e-5) << "step " << i;
     EXPECT_NEAR(recomputed[i], reference[i], 1e-5) << "step " << i;
@@ -75,16 +86,14 @@ TEST(Trainer, RecomputeAndMicroBatchingDoNotChangeTraining) {
 TEST(Trainer, DamagedCheckpointFallsBackToThePreviousOne) {
   testing::ScratchDir dir("trainer");
   auto options = testing::tiny_train_options(dir, "run");
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
-  Trainer(options, quiet).run();  // checkpoints at steps 3 and 6
+  Trainer(options, quiet()).run();  // checkpoints at steps 3 and 6
   {
     std::fstream file(dir / "run/step-000006/model-rank00000.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     file.seekp(-5, std::ios::end);
     file.put('\x7f');
   }
   ::testing::internal::CaptureStderr();
-  Trainer resumed(options, quiet);
+  Trainer resumed(options, quiet());
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(resumed.completed_steps(), 3);
   EXPECT_NE(log.find("step-000006 is damaged"), std::string::npos) << log;
@@ -94,28 +103,18 @@ TEST(Trainer, DamagedCheckpointFallsBackToThePreviousOne) {
 
 TEST(Trainer, CheckpointOfAnotherConfigIsRefused) {
   testing::ScratchDir dir("trainer");
-  auto options = testing::tiny_train_options(dir, "run");
-  options.steps = 1;
-  options.schedule.warmup_steps = 0;
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
-  Trainer(options, quiet).run();
+  auto options = one_step_run(dir);
   options.model.moe_intermediate_size = 24;
   options.steps = 2;
-  testing::expect_error([&] { Trainer t(options, quiet); },
+  testing::expect_error([&] { Trainer t(options, quiet()); },
                         {"model-rank00000.safetensors", "model.layers.1.mlp.experts.0.gate_proj.weight",
                          "expected shape [24, 32], got [16, 32]"});
 }
 
 TEST(Trainer, FreshNeverOverwritesCheckpoints) {
   testing::ScratchDir dir("trainer");
-  auto options = testing::tiny_train_options(dir, "run");
-  options.steps = 1;
-  options.schedule.warmup_steps = 0;
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
-  Trainer(options, quiet).run();
-  TrainerRunOptions fresh = quiet;
+  const auto options = one_step_run(dir);
+  TrainerRunOptions fresh = quiet();
   fresh.fresh = true;
   testing::expect_error([&] { Trainer t(options, fresh); }, {"holds checkpoints already", "--fresh"});
 }
@@ -125,9 +124,7 @@ TEST(Trainer, MetricsAreWrittenPerStep) {
   auto options = testing::tiny_train_options(dir, "run");
   options.steps = 2;
   options.tensorboard = true;
-  TrainerRunOptions quiet;
-  quiet.quiet_console = true;
-  Trainer(options, quiet).run();
+  Trainer(options, quiet()).run();
   std::ifstream jsonl(dir / "run/metrics.jsonl");
   std::string line;
   int lines = 0;
