@@ -14,26 +14,36 @@
 #include "model/config.h"
 #include "model/kimi_model.h"
 #include "model/safetensors.h"
+#include "model/weight_source.h"
 
 namespace k2f::model {
 
-class HfDirectory {
+// The tensors as stored (a quantised directory lists its packed parts; quant/ reads those).
+class HfDirectory : public WeightSource {
  public:
   explicit HfDirectory(const std::string& dir);  // reads config.json and the index
 
   const std::string& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
-  bool contains(const std::string& name) const { return weight_map_.count(name) > 0; }
+  // config.json as read (including fields ModelConfig does not model, e.g. quantization_config).
+  const Json& config_json() const { return config_json_; }
   // Where a tensor lives; throws naming the index and the tensor when it is absent.
   const SafetensorsFile& file_for(const std::string& name);
   const TensorEntry& entry(const std::string& name) { return file_for(name).entry(name); }
-  torch::Tensor load(const std::string& name) { return file_for(name).load(name); }
-  std::vector<std::string> tensor_names() const;
+
+  std::string description() const override { return dir_; }
+  std::vector<std::string> tensor_names() const override;
+  bool contains(const std::string& name) const override { return weight_map_.count(name) > 0; }
+  std::vector<int64_t> shape(const std::string& name) override { return entry(name).shape; }
+  torch::ScalarType dtype(const std::string& name) override { return torch_dtype(entry(name).dtype); }
+  torch::Tensor load(const std::string& name) override { return file_for(name).load(name); }
+  void load_into(const std::string& name, torch::Tensor& target) override { model::load_into(file_for(name), name, target); }
 
  private:
   std::string dir_;
   std::string index_source_;  // the index file, or the single safetensors file
   ModelConfig config_;
+  Json config_json_;
   std::map<std::string, std::string> weight_map_;  // tensor -> file name
   std::map<std::string, std::unique_ptr<SafetensorsFile>> open_files_;
 };
@@ -42,16 +52,8 @@ class HfDirectory {
 // to the model's; "expected X, got Y" errors name the file and tensor.
 void load_hf_weights(torch::nn::Module& model, HfDirectory& directory);
 
-// A model built from the directory's config with its weights loaded.
+// A model built from the directory's config with its weights loaded (unquantised directories;
+// quantised ones go through quant/quantized_hf_source.h).
 KimiForCausalLM load_hf_model(const std::string& dir);
-
-struct HfExportOptions {
-  torch::ScalarType dtype = torch::kBFloat16;  // of floating tensors; router biases stay fp32
-  uint64_t max_shard_bytes = 4ull << 30;
-};
-
-// Writes config.json, shards and index to `out_dir`, which must not exist yet.
-void export_hf_directory(const torch::nn::Module& model, const ModelConfig& config, const std::string& out_dir,
-                         const HfExportOptions& options = {});
 
 }  // namespace k2f::model

@@ -5,10 +5,13 @@
 
 namespace k2f::model {
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features)
-    : weight(register_parameter("weight", torch::empty({out_features, in_features}))) {}
+LinearImpl::LinearImpl(int64_t in_features_, int64_t out_features_)
+    : weight(register_parameter("weight", torch::empty({out_features_, in_features_}))),
+      in_features(in_features_),
+      out_features(out_features_) {}
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) const {
+  if (kernel) return kernel->forward(x, weight);
   return torch::nn::functional::linear(x, weight.to(x.scalar_type()));
 }
 

@@ -3,6 +3,8 @@
 // returns fp32 gradients. RMSNorm always normalises in fp32 (HF DeepseekV3RMSNorm).
 #pragma once
 
+#include <memory>
+
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
@@ -13,12 +15,23 @@ inline torch::ScalarType accumulate_dtype(torch::ScalarType activations) {
   return activations == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
+// How a Linear computes x W^T when something outside the model changes it: INT4 fake quantisation
+// during QAT, or a packed W4A16 kernel at inference (quant/). The model never knows which.
+class LinearKernel {
+ public:
+  virtual ~LinearKernel() = default;
+  // `weight` is the module's parameter (empty when the kernel holds its own packed copy).
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight) const = 0;
+};
+
 // y = x W^T, no bias (no Kimi-K2 linear has one). weight: [out_features, in_features].
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features);
   torch::Tensor forward(const torch::Tensor& x) const;
   torch::Tensor weight;
+  int64_t in_features, out_features;
+  std::shared_ptr<const LinearKernel> kernel;  // null: the plain product with `weight`
 };
 TORCH_MODULE(Linear);
 

@@ -2,6 +2,7 @@
 #include "quant/qat_targets.h"
 
 #include <regex>
+#include <set>
 
 #include "base/error.h"
 
@@ -56,29 +57,48 @@ bool matches_pattern(const std::string& name, const std::string& pattern) {
   return CompiledPattern(pattern).matches(name);
 }
 
-std::vector<std::pair<std::string, std::shared_ptr<model::LinearImpl>>> qat_target_linears(
-    const torch::nn::Module& model, const QatTargets& targets) {
-  // "Linear" selects every linear by class; other targets are paths or "re:" patterns.
+struct QatSelector::Compiled {
   bool all_linears = false;
+  std::vector<CompiledPattern> targets;
+  std::vector<CompiledPattern> ignore;
+};
+
+QatSelector::QatSelector(const QatTargets& targets) {
+  // "Linear" selects every linear by class; other targets are paths or "re:" patterns.
+  auto compiled = std::make_shared<Compiled>();
   std::vector<std::string> path_targets;
   for (const auto& target : targets.targets) {
     if (target == kLinearClassName) {
-      all_linears = true;
+      compiled->all_linears = true;
     } else {
       path_targets.push_back(target);
     }
   }
-  const auto target_patterns = compile_patterns(path_targets);
-  const auto ignore_patterns = compile_patterns(targets.ignore);
+  compiled->targets = compile_patterns(path_targets);
+  compiled->ignore = compile_patterns(targets.ignore);
+  compiled_ = std::move(compiled);
+}
 
+bool QatSelector::selects(const std::string& linear_path) const {
+  if (!compiled_->all_linears && !any_matches(compiled_->targets, linear_path)) return false;
+  return !any_matches(compiled_->ignore, linear_path);
+}
+
+bool is_linear_path(const std::string& module_path) {
+  static const std::set<std::string> kLinearNames = {"lm_head",  "q_proj",    "q_a_proj",  "q_b_proj",
+                                                     "kv_a_proj_with_mqa",    "kv_b_proj", "o_proj",
+                                                     "gate_proj", "up_proj", "down_proj"};
+  const auto dot = module_path.rfind('.');
+  return kLinearNames.count(dot == std::string::npos ? module_path : module_path.substr(dot + 1)) > 0;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<model::LinearImpl>>> qat_target_linears(
+    const torch::nn::Module& model, const QatTargets& targets) {
+  const QatSelector selector(targets);
   std::vector<std::pair<std::string, std::shared_ptr<model::LinearImpl>>> selected;
   for (const auto& item : model.named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
     auto linear = std::dynamic_pointer_cast<model::LinearImpl>(item.value());
-    if (!linear) continue;
-    const std::string& path = item.key();
-    if (!all_linears && !any_matches(target_patterns, path)) continue;
-    if (any_matches(ignore_patterns, path)) continue;
-    selected.emplace_back(path, std::move(linear));
+    if (linear && selector.selects(item.key())) selected.emplace_back(item.key(), std::move(linear));
   }
   return selected;
 }

@@ -28,6 +28,23 @@ struct QatTargets {
 // of `name` (Python re.match). A malformed regex is an error naming it.
 bool matches_pattern(const std::string& name, const std::string& pattern);
 
+// The compiled form of a QatTargets, for testing many module paths.
+class QatSelector {
+ public:
+  explicit QatSelector(const QatTargets& targets);
+  // Whether the Linear module at `linear_path` is quantised.
+  bool selects(const std::string& linear_path) const;
+
+ private:
+  struct Compiled;
+  std::shared_ptr<const Compiled> compiled_;
+};
+
+// Whether an HF module path names one of the model's Linear layers (by its last component: the
+// projections and lm_head; the router "mlp.gate" and the embedding are not Linear). Lets export
+// and import decide from tensor names alone what the module walk decides from types.
+bool is_linear_path(const std::string& module_path);
+
 // The k2f::model::Linear modules QAT quantises, as (module path, module) in module order.
 std::vector<std::pair<std::string, std::shared_ptr<model::LinearImpl>>> qat_target_linears(
     const torch::nn::Module& model, const QatTargets& targets);

@@ -44,7 +44,7 @@ void truncate_jsonl(const std::string& path, int64_t last_step) {
 }  // namespace
 
 Json StepMetrics::to_json() const {
-  return {{"step", step},
+  Json json = {{"step", step},
           {"loss", loss},
           {"aux_loss", aux_loss},
           {"lr", lr},
@@ -61,6 +61,12 @@ Json StepMetrics::to_json() const {
           {"seconds", seconds},
           {"time_split", {{"forward", forward_seconds}, {"backward", backward_seconds},
                           {"optimizer", optimizer_seconds}, {"data", data_seconds}}}};
+  if (!quant_error.empty()) {
+    Json errors = Json::object();
+    for (const auto& [layer, error] : quant_error) errors[layer] = error;
+    json["quant_error"] = errors;
+  }
+  return json;
 }
 
 int64_t resident_bytes() {
@@ -97,6 +103,9 @@ void MetricsLogger::log(const StepMetrics& m) {
                                        {"train/max_qk_logit", m.max_qk_logit},
                                        {"train/max_expert_imbalance", max_of(m.expert_imbalance)},
                                        {"train/aux_loss", m.aux_loss}});
+    std::vector<std::pair<std::string, double>> errors;
+    for (const auto& [layer, error] : m.quant_error) errors.emplace_back("quant_error/" + layer, error);
+    if (!errors.empty()) tensorboard_->add_scalars(m.step, errors);
   }
   if (!console_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -27,6 +27,8 @@ struct StepMetrics {
   double max_qk_logit = 0;
   int64_t qk_heads_clipped = 0;
   std::vector<double> expert_imbalance;  // max/mean load per MoE layer
+  // Under QAT: sum|w - fq(w)| / sum|w| of each layer's quantised weights ("layer.<i>", error).
+  std::vector<std::pair<std::string, double>> quant_error;
   int64_t tokens_seen = 0;
   int64_t rss_bytes = 0;
   double seconds = 0;  // wall time of the step

@@ -1,17 +1,42 @@
-// Opening a model for inference or export from either kind of directory a user has: an HF
-// directory (config.json + safetensors) or a k2forge training checkpoint (meta.json with the
-// model config + model-rank00000.safetensors, written by a single-process run or gathered).
+// Opening a model for inference or export from any directory a user has: an HF directory (bf16,
+// FP8 block-scaled or INT4 pack-quantized config.json + safetensors) or a k2forge training
+// checkpoint (meta.json with the model config + model-rank00000.safetensors). A checkpoint trained
+// with QAT records its quantisation in meta.json and is opened with the same fake quantisation,
+// so scoring it scores the INT4 model it will export to.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "base/json_io.h"
 #include "model/kimi_model.h"
+#include "model/weight_source.h"
+#include "quant/qat.h"
 
 namespace k2f::train {
 
 bool is_training_checkpoint(const std::string& dir);
 
+struct LoadOptions {
+  // INT4 directories: false keeps the routed experts packed (W4A16 kernel); true dequantises them
+  // into ordinary fp32 weights.
+  bool dequantize = false;
+};
+
 // The model with its weights, from an HF directory or a training checkpoint directory.
-model::KimiForCausalLM load_model(const std::string& dir);
+model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& options = {});
+
+// What meta.json records about a QAT run, and reading it back (nullopt: trained without QAT).
+Json quantization_meta(const quant::QatOptions& options);
+std::optional<quant::QatOptions> qat_options_from_meta(const Json& meta, const std::string& meta_path);
+
+// A checkpoint directory's meta.json, its model config, and its tensors as a WeightSource.
+struct CheckpointModel {
+  Json meta;
+  model::ModelConfig config;
+  std::unique_ptr<model::WeightSource> tensors;
+};
+CheckpointModel open_checkpoint_model(const std::string& dir);
 
 }  // namespace k2f::train

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "model/kimi_model.h"
+#include "quant/qat_targets.h"
 
 namespace k2f::train {
 namespace {
@@ -99,6 +100,12 @@ std::vector<KeySpec> train_keys() {
       {"data.prefetch", KeyType::Int, 2, "batches prefetched in the background"},
       {"balance.bias_update_rate", KeyType::Float, 1e-3, "aux-loss-free router bias step (0: off)"},
       {"balance.aux_loss_alpha", KeyType::Float, 0.0, "sequence-wise auxiliary loss weight (0: off)"},
+      {"quant.qat", KeyType::Bool, false, "INT4 quantisation-aware training of the quant.targets linears"},
+      {"quant.group_size", KeyType::Int, 32, "INT4 group size along the input dim"},
+      {"quant.grid", KeyType::String, "k2", "INT4 code grid: k2 (absmax/7, -7..7) or minmax (absmax/7.5, -8..7)"},
+      {"quant.targets", KeyType::StringList, Json(quant::QatTargets{}.targets), "compressed-tensors targets"},
+      {"quant.ignore", KeyType::StringList, Json(quant::QatTargets{}.ignore),
+       "compressed-tensors ignore list (default K2 Thinking's: routed experts only)"},
       {"log.tensorboard", KeyType::Bool, true, "write TensorBoard event files"},
       {"log.peak_tflops", KeyType::Float, 0.0, "peak for MFU (0: measure the bf16 GEMM rate at start)"},
   };

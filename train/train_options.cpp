@@ -34,6 +34,14 @@ void TrainOptions::validate(int64_t dp_size) const {
   check(!(recompute && aux_loss_alpha > 0), "train.recompute (true) with balance.aux_loss_alpha (", aux_loss_alpha,
         ") > 0: the auxiliary loss needs the routing of the recorded forward; turn one of them off");
   check(peak_flops >= 0, "log.peak_tflops (", peak_flops / 1e12, ") must be >= 0");
+  check(qat_options.quant.group_size > 0, "quant.group_size (", qat_options.quant.group_size, ") must be positive");
+  if (qat) {
+    for (const auto& [name, width] : {std::pair<const char*, int64_t>{"model.hidden_size", model.hidden_size},
+                                      {"model.moe_intermediate_size", model.moe_intermediate_size}}) {
+      check(width % qat_options.quant.group_size == 0, "quant.group_size (", qat_options.quant.group_size,
+            ") must divide ", name, " (", width, "), the in_features of the quantised expert projections");
+    }
+  }
 }
 
 TrainOptions TrainOptions::from_recipe(const Recipe& r) {
@@ -78,6 +86,15 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.aux_loss_alpha = r.get_float("balance.aux_loss_alpha");
   o.tensorboard = r.get_bool("log.tensorboard");
   o.peak_flops = r.get_float("log.peak_tflops") * 1e12;
+  o.qat = r.get_bool("quant.qat");
+  o.qat_options.quant.group_size = r.get_int("quant.group_size");
+  try {
+    o.qat_options.quant.grid = quant::parse_grid(r.get_string("quant.grid"));
+  } catch (const Error& e) {
+    fail("quant.grid: ", e.what());
+  }
+  o.qat_options.targets.targets = r.get_strings("quant.targets");
+  o.qat_options.targets.ignore = r.get_strings("quant.ignore");
   o.recipe_toml = r.to_toml();
   return o;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "quant/qat.h"
 #include "train/optim/optimizer.h"
 #include "train/recipe.h"
 #include "train/schedule.h"
@@ -39,6 +40,8 @@ struct TrainOptions {
   double aux_loss_alpha = 0.0;
   bool tensorboard = true;
   double peak_flops = 0;  // 0: measure
+  bool qat = false;        // INT4 fake quantisation of qat_options.targets during training
+  quant::QatOptions qat_options;
   std::string recipe_toml;  // the resolved recipe, stored in checkpoints
 
   // Micro-batches per optimizer step on each of `dp_size` ranks.

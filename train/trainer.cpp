@@ -8,8 +8,10 @@
 #include "data/tokenizer.h"
 #include "model/hf_checkpoint.h"
 #include "model/param_count.h"
+#include "quant/quantized_hf_source.h"
 #include "train/bench_model.h"
 #include "train/losses.h"
+#include "train/model_loading.h"
 #include "train/optim/qk_clip.h"
 #include "train/recompute.h"
 
@@ -63,6 +65,11 @@ Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options)
   if (options_.aux_loss_alpha > 0)
     for (auto& layer : model_->model->decoder_layers)
       if (layer->moe) layer->moe->keep_routing = true;
+  if (options_.qat) {
+    const auto quantised = quant::apply_qat(*model_, options_.qat_options);
+    log::info("INT4 QAT (group ", options_.qat_options.quant.group_size, ", grid ",
+              quant::grid_name(options_.qat_options.quant.grid), ") on ", quantised.size(), " linears");
+  }
   checkpoints_ = std::make_unique<CheckpointManager>(options_.run_dir, options_.checkpoint_keep);
   loader_ = std::make_unique<data::TokenLoader>(loader_options(options_));
   loads_ = std::make_unique<ExpertLoadTracker>(model_->model);
@@ -90,8 +97,8 @@ void Trainer::initialise_weights() {
     model::init_weights(model_, options_.seed);
     log::info("initialised weights from seed ", options_.seed);
   } else if (fs::exists(fs::path(source) / "config.json")) {
-    model::HfDirectory directory(source);
-    model::load_hf_weights(*model_, directory);
+    quant::QuantizedHfSource directory(source);  // bf16, FP8-block or INT4: dequantised into masters
+    model::load_weights(*model_, directory);
   } else if (fs::exists(fs::path(source) / "meta.json")) {
     model::SafetensorsFile file((fs::path(source) / checkpoint_file_name("model", 0)).string());
     load_named_state(file, model::named_state(*model_));
@@ -128,6 +135,7 @@ void Trainer::save_checkpoint() {
                {"model_config", options_.model.to_hf_json()},
                {"layout", {{"world_size", 1}, {"pp", 1}, {"dp", 1}, {"ep", 1}}},
                {"recipe", options_.recipe_toml}};
+  if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
   const auto dir = checkpoints_->save(completed_steps_, model::named_state(*model_), optimizer_state, meta);
   log::info("checkpoint ", dir);
 }
@@ -203,6 +211,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   m.model_flops_per_s = m.tokens_per_s * flops_per_token_;
   m.mfu = m.model_flops_per_s / peak_flops_;
   m.rss_bytes = resident_bytes();
+  if (options_.qat) m.quant_error = quant::quantization_error_per_layer(*model_, options_.qat_options);
   completed_steps_ = step + 1;
   return m;
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "model/hf_checkpoint.h"
+#include "model/hf_export.h"
 #include "test_util.h"
 #include "tiny_config.h"
 

@@ -4,7 +4,8 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "model/hf_checkpoint.h"
+#include "model/hf_export.h"
+#include "model/kimi_model.h"
 #include "model/param_count.h"
 #include "train/cli/command.h"
 #include "train/recipe.h"

@@ -61,13 +61,14 @@ std::vector<std::vector<int64_t>> encode_text_rows(const std::string& path, cons
 
 int run_score(const Args& args) {
   cxxopts::Options options("k2forge score", "Per-token log-probabilities: entry t of row i is log p(row[t+1] | row[..t])");
-  options.add_options()("model", "HF model directory", cxxopts::value<std::string>())(
+  options.add_options()("model", "HF model directory (bf16, FP8-block or INT4) or training checkpoint", cxxopts::value<std::string>())(
       "tokens", "JSON array of token-id arrays", cxxopts::value<std::string>())(
       "text", "or: text documents (.jsonl with \"text\", or .txt paragraphs)", cxxopts::value<std::string>())(
       "tokenizer", "with --text: tokenizer directory", cxxopts::value<std::string>())(
       "row-tokens", "with --text: tokens per scored row", cxxopts::value<int64_t>()->default_value("256"))(
       "out", "output JSON {\"logprobs\": [[...]], \"nll_mean\": x}", cxxopts::value<std::string>())(
-      "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"));
+      "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"))(
+      "dequantize", "INT4 directories: dequantise the packed weights instead of the W4A16 kernel");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
@@ -78,7 +79,7 @@ int run_score(const Args& args) {
   const int64_t row_tokens = parsed["row-tokens"].as<int64_t>();
   check(row_tokens >= 2, "--row-tokens (", row_tokens, ") must be >= 2");
 
-  auto lm = train::load_model(model_dir);
+  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0});
   const int64_t vocab_size = lm->model->config.vocab_size;
   const auto rows = parsed.count("tokens")
                         ? read_token_rows(parsed["tokens"].as<std::string>(), vocab_size)

@@ -1,0 +1,35 @@
+// INT4 quantisation-aware training applied to a model from outside: each target Linear gets a
+// kernel that multiplies by fake_quantize(weight) (STE backward), so the fp32 master weights
+// train while every forward pass sees exactly the weights the INT4 export will hold.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "quant/int4_quantizer.h"
+#include "quant/qat_targets.h"
+
+namespace k2f::quant {
+
+struct QatOptions {
+  QuantOptions quant;
+  QatTargets targets;
+};
+
+// Installs fake quantisation on every Linear `options.targets` selects; returns their module
+// paths. Errors: no module selected, or a group size that does not divide a target's in_features
+// (naming quant.group_size, the module and its width).
+std::vector<std::string> apply_qat(torch::nn::Module& model, const QatOptions& options);
+
+// Whether `linear` currently runs with fake quantisation.
+bool has_fake_quant(const model::LinearImpl& linear);
+
+// The relative mean absolute quantisation error sum|w - fq(w)| / sum|w| over the quantised weights
+// of each decoder layer that has any, as ("layer.<i>", error) in layer order.
+std::vector<std::pair<std::string, double>> quantization_error_per_layer(const torch::nn::Module& model,
+                                                                         const QatOptions& options);
+
+}  // namespace k2f::quant

@@ -1,0 +1,106 @@
+#include "quant/w4a16.h"
+
+#include <ATen/Parallel.h>
+
+#include "base/error.h"
+
+namespace k2f::quant {
+
+namespace {
+
+constexpr int64_t kCodesPerWord = 8;
+constexpr int64_t kTileBytes = 256 * 1024;  // one fp32 tile stays in L2
+
+// Dequantises rows [row_begin, row_begin + rows) into out (fp32, row-major [rows, I]).
+void dequantize_into(const PackedInt4Weight& weight, const float* scales, int64_t row_begin, int64_t rows, float* out) {
+  const int64_t I = weight.in_features, W = weight.packed_OW.size(1), G = I / weight.group_size;
+  const int32_t* packed = weight.packed_OW.data_ptr<int32_t>();
+  float table[16];
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* words = packed + (row_begin + r) * W;
+    float* row = out + r * I;
+    for (int64_t g = 0; g < G; ++g) {
+      const float scale = scales[(row_begin + r) * G + g];
+      for (int u = 0; u < 16; ++u) table[u] = static_cast<float>(u - 8) * scale;
+      const int64_t begin = g * weight.group_size, end = begin + weight.group_size;
+      for (int64_t i = begin; i < end; ++i) {
+        const uint32_t word = static_cast<uint32_t>(words[i / kCodesPerWord]);
+        row[i] = table[(word >> (4 * (i % kCodesPerWord))) & 0xF];
+      }
+    }
+  }
+}
+
+class W4A16Kernel : public model::LinearKernel {
+ public:
+  explicit W4A16Kernel(PackedInt4Weight weight) : weight_(std::move(weight)) {}
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& /*weight*/) const override {
+    return w4a16_linear(x, weight_);
+  }
+
+ private:
+  PackedInt4Weight weight_;
+};
+
+}  // namespace
+
+void PackedInt4Weight::validate(const std::string& where) const {
+  check(packed_OW.dim() == 2 && packed_OW.scalar_type() == torch::kInt32, where, ": weight_packed must be int32 [out, in/8], got ",
+        packed_OW.scalar_type(), " ", packed_OW.sizes());
+  check(group_size > 0 && in_features > 0 && in_features % group_size == 0, where, ": group size ", group_size,
+        " does not divide in_features ", in_features);
+  const int64_t words = (in_features + kCodesPerWord - 1) / kCodesPerWord;
+  check(packed_OW.size(1) == words, where, ": weight_packed has ", packed_OW.size(1), " words per row, expected ",
+        words, " for in_features ", in_features);
+  check(scales_OG.dim() == 2 && c10::isFloatingType(scales_OG.scalar_type()), where,
+        ": weight_scale must be a floating [out, in/group] tensor, got ", scales_OG.scalar_type(), " ", scales_OG.sizes());
+  check(scales_OG.size(0) == packed_OW.size(0) && scales_OG.size(1) == in_features / group_size, where,
+        ": weight_scale has shape ", scales_OG.sizes(), ", expected [", packed_OW.size(0), ", ", in_features / group_size,
+        "] (out_features, in_features / group_size ", group_size, ")");
+}
+
+uint64_t PackedInt4Weight::bytes() const {
+  return static_cast<uint64_t>(packed_OW.numel() * 4 + scales_OG.numel() * scales_OG.element_size());
+}
+
+torch::Tensor dequantize_rows(const PackedInt4Weight& weight, int64_t row_begin, int64_t rows) {
+  const auto scales = weight.scales_OG.to(torch::kFloat32).contiguous();
+  auto out = torch::empty({rows, weight.in_features}, torch::kFloat32);
+  dequantize_into(weight, scales.data_ptr<float>(), row_begin, rows, out.data_ptr<float>());
+  return out;
+}
+
+torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
+  check(!(torch::GradMode::is_enabled() && x.requires_grad()),
+        "W4A16 kernels are for inference; to train, load the INT4 directory dequantised into master weights");
+  check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
+        weight.in_features);
+  const int64_t O = weight.out_features(), I = weight.in_features;
+  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : x.scalar_type();
+  const auto x_NI = x.reshape({-1, I}).to(compute).contiguous();
+  auto y_NO = torch::empty({x_NI.size(0), O}, x_NI.options());
+  const auto scales = weight.scales_OG.to(torch::kFloat32).contiguous();
+  const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(O, kTileBytes / (4 * I)));
+  const int64_t num_tiles = (O + tile_rows - 1) / tile_rows;
+  at::parallel_for(0, num_tiles, 1, [&](int64_t tile_begin, int64_t tile_end) {
+    auto tile = torch::empty({tile_rows, I}, torch::kFloat32);
+    for (int64_t t = tile_begin; t < tile_end; ++t) {
+      const int64_t row_begin = t * tile_rows, rows = std::min(tile_rows, O - row_begin);
+      dequantize_into(weight, scales.data_ptr<float>(), row_begin, rows, tile.data_ptr<float>());
+      // A column block of y (leading dimension O): the same x @ W^T product the dense layer runs.
+      auto out = y_NO.narrow(1, row_begin, rows);
+      torch::mm_out(out, x_NI, tile.narrow(0, 0, rows).to(compute).t());
+    }
+  });
+  auto sizes = x.sizes().vec();
+  sizes.back() = O;
+  return y_NO.reshape(sizes).to(x.scalar_type());
+}
+
+std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight) {
+  weight.validate("W4A16 kernel");
+  weight.packed_OW = weight.packed_OW.contiguous();
+  return std::make_shared<W4A16Kernel>(std::move(weight));
+}
+
+}  // namespace k2f::quant

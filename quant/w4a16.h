@@ -1,0 +1,36 @@
+// W4A16 inference on the CPU: y = x W^T where W stays packed (int32 words of eight 4-bit codes,
+// compressed-tensors layout) with one bf16 scale per group. Each worker dequantises a tile of
+// output rows into a small fp32 buffer (through a 16-entry table per group, so the inner loop is
+// a table lookup the compiler vectorises) and multiplies it with the activations as one GEMM; the
+// whole dequantised matrix never exists. The result equals x @ dequantize(W)^T up to GEMM order.
+// Legend: N rows of activations, I in_features, O out_features, W = I/8 words, G = I/group groups.
+#pragma once
+
+#include <memory>
+
+#include "model/layers.h"
+
+namespace k2f::quant {
+
+struct PackedInt4Weight {
+  torch::Tensor packed_OW;  // int32 [O, ceil(I/8)]
+  torch::Tensor scales_OG;  // bf16 (or fp16/fp32) [O, I/group_size]
+  int64_t in_features = 0;
+  int64_t group_size = 32;
+  int64_t out_features() const { return packed_OW.size(0); }
+  // Checks dtypes and shapes against each other; errors start with `where`.
+  void validate(const std::string& where) const;
+  uint64_t bytes() const;
+};
+
+// x [..., I] (bf16, fp16 or fp32) -> [..., O] in x's dtype. Inference only: x must not require grad.
+torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight);
+
+// A Linear kernel that computes with the packed weight (the module's own weight may be empty).
+std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight);
+
+// fp32 [rows, I] dequantisation of output rows [row_begin, row_begin + rows): the reference the
+// kernel's tiles are built with, exposed for tests and --dequantize.
+torch::Tensor dequantize_rows(const PackedInt4Weight& weight, int64_t row_begin, int64_t rows);
+
+}  // namespace k2f::quant

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Does INT4 QAT work? On the tiny model: held-out NLL of the bf16 model, of INT4 by plain rounding
+# (post-training quantisation, no QAT), and of INT4 after QAT fine-tuning (recipes/tiny_qat_int4.toml);
+# plus a control that fine-tunes the same steps without QAT and then rounds, so the gain is not just
+# "more training". Prints one JSON object. Needs the tiny pretraining checkpoint: it trains
+# recipes/tiny_pretrain.toml into runs/quickstart when runs/quickstart/step-000200 is absent.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+k2forge="${K2F_BUILD_DIR:-$root/build}/bin/k2forge"
+out=runs/qat_experiment
+store=runs/data/python_docs_train.h5
+pretrained=runs/quickstart/step-000200
+heldout=assets/corpus/python_docs_heldout.jsonl
+
+if [ ! -f "$store" ]; then
+  mkdir -p "$(dirname "$store")"
+  "$k2forge" data build --input assets/corpus/python_docs_train.jsonl --tokenizer assets/tokenizer --out "$store" --kind text
+fi
+if [ ! -d "$pretrained" ]; then
+  "$k2forge" train --recipe recipes/tiny_pretrain.toml --set train.run_dir=runs/quickstart --set "data.paths=$store"
+fi
+rm -rf "$out"
+mkdir -p "$out"
+
+# Held-out mean NLL (fp32 compute) of a model directory or checkpoint.
+nll() {
+  "$k2forge" score --model "$1" --text "$heldout" --tokenizer assets/tokenizer --out "$out/scores.json" "${@:2}" >/dev/null 2>&1
+  /usr/bin/python3 -c "import json; print(json.load(open('$out/scores.json'))['nll_mean'])"
+}
+
+"$k2forge" export --checkpoint "$pretrained" --out "$out/bf16" --format hf-bf16
+"$k2forge" export --checkpoint "$pretrained" --out "$out/rounded-int4" --format hf-int4
+bf16=$(nll "$out/bf16")
+rounded=$(nll "$out/rounded-int4")
+
+for qat in true false; do
+  "$k2forge" train --recipe recipes/tiny_qat_int4.toml --set "train.run_dir=$out/run-qat-$qat" \
+    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" >/dev/null 2>&1
+  "$k2forge" export --checkpoint "$out/run-qat-$qat/$(cat "$out/run-qat-$qat/latest")" --out "$out/int4-qat-$qat" --format hf-int4
+done
+qat_int4=$(nll "$out/int4-qat-true")
+qat_int4_dequantized=$(nll "$out/int4-qat-true" --dequantize)
+control_int4=$(nll "$out/int4-qat-false")
+qat_checkpoint=$(nll "$out/run-qat-true/$(cat "$out/run-qat-true/latest")")
+
+/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" <<'PY'
+import json, sys
+bf16, rounded, qat, qat_deq, control, qat_ckpt = map(float, sys.argv[1:])
+gap = rounded - bf16
+print(json.dumps({
+    "heldout_nll": {"bf16": bf16, "int4_rounded_no_qat": rounded, "int4_after_qat": qat,
+                    "int4_after_qat_dequantized": qat_deq, "qat_checkpoint_fake_quant": qat_ckpt,
+                    "control_finetuned_without_qat_then_rounded": control},
+    "rounding_gap": gap,
+    "gap_closed_by_qat": (rounded - qat) / gap if gap > 0 else None,
+}, indent=2))
+PY

@@ -1,0 +1,93 @@
+// quant/w4a16.cpp: the packed kernel equals x @ dequantize(W)^T for every tile/row/group layout
+// (fp64 activations: exact to rounding of the sum; fp32 and bf16: to their precision), the tile
+// dequantisation equals the reference dequantize(unpack(...)), and misuse is rejected.
+#include <gtest/gtest.h>
+
+#include "quant/int4_pack.h"
+#include "quant/int4_quantizer.h"
+#include "quant/w4a16.h"
+#include "test_util.h"
+
+namespace k2f::quant {
+namespace {
+
+struct Case {
+  PackedInt4Weight packed;
+  torch::Tensor dequantized_OI;  // fp32, exact
+};
+
+Case make_case(int64_t O, int64_t I, int64_t group, Grid grid, uint64_t seed) {
+  torch::manual_seed(seed);  // Debian's LibTorch seeds its default generator randomly
+  const auto w = torch::randn({O, I}) * 0.1;
+  const auto q = quantize(w, QuantOptions{group, grid});
+  return {PackedInt4Weight{pack_int4(q.codes_OI), q.scales_OG, I, group}, dequantize(q.codes_OI, q.scales_OG, group)};
+}
+
+TEST(W4A16, TileDequantisationEqualsReference) {
+  for (const Grid grid : {Grid::k2, Grid::minmax}) {
+    const auto c = make_case(37, 96, 32, grid, 3);
+    EXPECT_TRUE(torch::equal(dequantize_rows(c.packed, 0, 37), c.dequantized_OI));
+    EXPECT_TRUE(torch::equal(dequantize_rows(c.packed, 5, 7), c.dequantized_OI.narrow(0, 5, 7)));
+  }
+}
+
+TEST(W4A16, MatchesDenseProductOverShapes) {
+  torch::NoGradGuard no_grad;
+  // Output widths below, at and above one tile (tiles hold 65536 / I rows), row counts of 1
+  // (decode) and more, group sizes 32 and 64.
+  for (const auto& [O, I, group] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 64, 32}, {37, 96, 32}, {700, 128, 64}, {2100, 64, 32}}) {
+    const auto c = make_case(O, I, group, Grid::k2, 11);
+    for (const int64_t N : {1, 5, 33}) {
+      const auto x64 = torch::randn({N, I}, torch::kFloat64);
+      const auto expected64 = x64.matmul(c.dequantized_OI.to(torch::kFloat64).t());
+      const auto got64 = w4a16_linear(x64, c.packed);
+      EXPECT_LT((got64 - expected64).abs().max().item<double>(), 1e-12) << O << "x" << I << " N=" << N;
+
+      const auto x32 = x64.to(torch::kFloat32);
+      const auto got32 = w4a16_linear(x32, c.packed);
+      EXPECT_EQ(got32.scalar_type(), torch::kFloat32);
+      const auto expected32 = x32.matmul(c.dequantized_OI.t());
+      EXPECT_TRUE(torch::allclose(got32, expected32, 1e-5, 1e-5)) << O << "x" << I;
+
+      const auto x16 = x64.to(torch::kBFloat16);
+      const auto got16 = w4a16_linear(x16, c.packed);
+      EXPECT_EQ(got16.scalar_type(), torch::kBFloat16);
+      const auto expected16 = x16.matmul(c.dequantized_OI.to(torch::kBFloat16).t()).to(torch::kFloat32);
+      EXPECT_TRUE(torch::allclose(got16.to(torch::kFloat32), expected16, 2e-2, 2e-2)) << O << "x" << I;
+    }
+  }
+}
+
+TEST(W4A16, KeepsLeadingDimsOfTheInput) {
+  torch::NoGradGuard no_grad;
+  const auto c = make_case(24, 64, 32, Grid::k2, 5);
+  const auto x = torch::randn({2, 3, 64});
+  const auto y = w4a16_linear(x, c.packed);
+  EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 3, 24}));
+  EXPECT_TRUE(torch::allclose(y, x.matmul(c.dequantized_OI.t()), 1e-5, 1e-5));
+}
+
+TEST(W4A16, RejectsMisuse) {
+  const auto c = make_case(8, 64, 32, Grid::k2, 7);
+  const auto x = torch::randn({2, 64}).requires_grad_();
+  testing::expect_error([&] { w4a16_linear(x, c.packed); }, {"inference", "dequantised"});
+  torch::NoGradGuard no_grad;
+  testing::expect_error([&] { w4a16_linear(torch::randn({2, 32}), c.packed); }, {"32 features", "expects 64"});
+
+  auto bad_scales = c.packed;
+  bad_scales.scales_OG = bad_scales.scales_OG.narrow(1, 0, 1);
+  testing::expect_error([&] { bad_scales.validate("L"); }, {"L: weight_scale has shape", "expected [8, 2]"});
+  auto bad_words = c.packed;
+  bad_words.packed_OW = bad_words.packed_OW.narrow(1, 0, 7);
+  testing::expect_error([&] { bad_words.validate("L"); }, {"7 words per row", "expected 8"});
+  auto bad_group = c.packed;
+  bad_group.group_size = 48;
+  testing::expect_error([&] { bad_group.validate("L"); }, {"group size 48 does not divide in_features 64"});
+  auto bad_dtype = c.packed;
+  bad_dtype.packed_OW = bad_dtype.packed_OW.to(torch::kInt64);
+  testing::expect_error([&] { bad_dtype.validate("L"); }, {"weight_packed must be int32"});
+}
+
+}  // namespace
+}  // namespace k2f::quant
