@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include "base/error.h"
-#include "base/json_io.h"
 #include "data/utf8.h"
 
 namespace k2f::data {
@@ -39,25 +38,31 @@ bool DocumentReader::read_line(std::string& line) {
 
 bool DocumentReader::next(std::string& text) { return jsonl_ ? next_jsonl(text) : next_paragraph(text); }
 
-bool DocumentReader::next_jsonl(std::string& text) {
+bool DocumentReader::next_json(nlohmann::ordered_json& value) {
+  check(jsonl_, path_, ": expected a .jsonl file (one JSON object per line)");
   std::string line;
   while (read_line(line)) {
     if (is_blank(line)) continue;
     const size_t bad = find_invalid_utf8(line);
     check(bad == std::string::npos, path_, ":", line_number_, ", byte ", bad + 1, ": invalid UTF-8 (JSON text must ",
           "be UTF-8)");
-    Json value;
     try {
-      value = Json::parse(line);
-    } catch (const Json::exception& e) {
+      value = nlohmann::ordered_json::parse(line);
+    } catch (const nlohmann::ordered_json::exception& e) {
       fail(path_, ":", line_number_, ": invalid JSON: ", e.what());
     }
-    check(value.is_object() && value.contains("text") && value["text"].is_string(), path_, ":", line_number_,
-          ": expected an object with a string field \"text\", got ", value.dump().substr(0, 80));
-    text = value["text"].get<std::string>();
     return true;
   }
   return false;
+}
+
+bool DocumentReader::next_jsonl(std::string& text) {
+  nlohmann::ordered_json value;
+  if (!next_json(value)) return false;
+  check(value.is_object() && value.contains("text") && value["text"].is_string(), path_, ":", line_number_,
+        ": expected an object with a string field \"text\", got ", value.dump().substr(0, 80));
+  text = value["text"].get<std::string>();
+  return true;
 }
 
 bool DocumentReader::next_paragraph(std::string& text) {

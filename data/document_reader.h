@@ -4,11 +4,15 @@
 //           must be valid UTF-8 (errors give the line and byte) and valid JSON (line number).
 //   .txt    documents are paragraphs separated by blank (empty or whitespace-only) lines; the
 //           lines of a paragraph are joined with "\n". Bytes are kept as they are (any encoding).
+// next_json() gives the whole JSON value of each .jsonl line instead (chat stores read
+// conversations with it); values keep their key order.
 #pragma once
 
 #include <cstdint>
 #include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace k2f::data {
 
@@ -18,8 +22,11 @@ class DocumentReader {
 
   // Reads the next document into `text`; false at the end of the input.
   bool next(std::string& text);
+  // .jsonl only: the next non-blank line's JSON value; false at the end of the input.
+  bool next_json(nlohmann::ordered_json& value);
 
   const std::string& path() const { return path_; }
+  int64_t line_number() const { return line_number_; }  // of the line read last
   int64_t bytes_read() const { return bytes_read_; }
   int64_t total_bytes() const { return total_bytes_; }
 

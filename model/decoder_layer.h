@@ -13,8 +13,11 @@ namespace k2f::model {
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  DecoderLayerImpl(const ModelConfig& config, int64_t layer_index);
+  DecoderLayerImpl(const ModelConfig& config, int64_t layer_index, ExpertSlice experts = {});
   torch::Tensor forward(const torch::Tensor& x_BTD, const SequenceContext& context);
+  // The same for the next T tokens of a generation, attending through `cache` (see attention.h).
+  torch::Tensor forward_cached(const torch::Tensor& x_BTD, const SequenceContext& context, KvCache& cache,
+                               LatentAttention form);
 
   RMSNorm input_layernorm{nullptr};
   MultiHeadLatentAttention self_attn{nullptr};
@@ -22,6 +25,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   MLP dense_mlp{nullptr};  // registered as "mlp" on dense layers
   MoE moe{nullptr};        // registered as "mlp" on MoE layers
   int64_t layer_index;
+
+ private:
+  // h + MLP(post_attention_layernorm(h)).
+  torch::Tensor mlp_residual(const torch::Tensor& h_BTD);
 };
 TORCH_MODULE(DecoderLayer);
 

@@ -6,12 +6,12 @@
 
 namespace k2f::model {
 
-KimiModelImpl::KimiModelImpl(const ModelConfig& c) : config(c) {
+KimiModelImpl::KimiModelImpl(const ModelConfig& c, ExpertSlice experts) : config(c) {
   c.validate();
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    decoder_layers.push_back(DecoderLayer(c, i));
+    decoder_layers.push_back(DecoderLayer(c, i, experts));
     layers->push_back(decoder_layers.back());
   }
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
@@ -36,8 +36,23 @@ torch::Tensor KimiModelImpl::forward(const ForwardInputs& in, torch::ScalarType 
   return norm->forward(h_BTD);
 }
 
-KimiForCausalLMImpl::KimiForCausalLMImpl(const ModelConfig& c) {
-  model = register_module("model", KimiModel(c));
+torch::Tensor KimiModelImpl::forward_cached(const torch::Tensor& tokens_BT, KvCache& cache,
+                                           torch::ScalarType compute_dtype, LatentAttention form) {
+  const int64_t B = tokens_BT.size(0), T = tokens_BT.size(1);
+  check(B == cache.batch(), "model input: ", B, " rows for a KV cache of batch ", cache.batch());
+  check(cache.num_layers() == static_cast<int64_t>(decoder_layers.size()), "KV cache has ", cache.num_layers(),
+        " layers, the model ", decoder_layers.size());
+  check(cache.dtype() == compute_dtype, "KV cache holds ", cache.dtype(), " but the model computes in ", compute_dtype);
+  cache.check_room(T);
+  const SequenceContext context{rope_tables(config, cache.next_positions(T)), cache.next_allowed(T)};
+  auto h_BTD = embed_tokens->forward(tokens_BT).to(compute_dtype);
+  for (auto& layer : decoder_layers) h_BTD = layer->forward_cached(h_BTD, context, cache, form);
+  cache.advance(T);
+  return norm->forward(h_BTD);
+}
+
+KimiForCausalLMImpl::KimiForCausalLMImpl(const ModelConfig& c, ExpertSlice experts) {
+  model = register_module("model", KimiModel(c, experts));
   lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size));
 }
 
@@ -47,11 +62,34 @@ torch::Tensor KimiForCausalLMImpl::forward(const ForwardInputs& inputs) {
   return lm_head->forward(model->forward(inputs, compute_dtype)).to(accumulate_dtype(compute_dtype));
 }
 
+torch::Tensor KimiForCausalLMImpl::forward_cached(const torch::Tensor& tokens_BT, KvCache& cache, LatentAttention form) {
+  check(tokens_BT.dim() == 2, "model input: expected token ids [batch, tokens], got ", tokens_BT.dim(), " dimensions");
+  return lm_head->forward(model->forward_cached(tokens_BT, cache, compute_dtype, form)).to(accumulate_dtype(compute_dtype));
+}
+
+KvCache KimiForCausalLMImpl::make_cache(int64_t batch, int64_t max_len) const {
+  return KvCache(model->config, batch, max_len, compute_dtype, lm_head->weight.device());
+}
+
+namespace {
+// A tensor's own seed from (seed, HF name): FNV-1a over the name, mixed with splitmix64.
+uint64_t tensor_seed(uint64_t seed, const std::string& name) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * (hash | 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
 void init_weights(KimiForCausalLM& lm, uint64_t seed) {
   torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
   const double std = lm->model->config.initializer_range;
   for (auto& [name, tensor] : named_state(*lm)) {
+    // One generator per tensor: expert 12 gets the same values whether or not this process holds
+    // the other experts (expert parallelism), and no tensor's values depend on another's shape.
+    auto generator = at::detail::createCPUGenerator(tensor_seed(seed, name));
     const bool is_norm = name.find("norm") != std::string::npos;  // input/post/q_a/kv_a layernorms, model.norm
     if (name.find("e_score_correction_bias") != std::string::npos) {
       tensor.zero_();

@@ -2,6 +2,7 @@
 // { embed_tokens, layers.{i}, norm }, lm_head }, so named_parameters() yields exactly the HF
 // tensor names. Its public parts (embedding, layer list, final norm, head) are what pipeline
 // stages are cut from. Weights are fp32 masters; `compute_dtype` picks fp32 or bf16 activations.
+// forward_cached is the generation entry point: the next tokens of every row through a KvCache.
 // Legend: B batch, T tokens, D hidden, V vocab.
 #pragma once
 
@@ -29,11 +30,16 @@ using LayerRunner = std::function<torch::Tensor(DecoderLayer&, const torch::Tens
 
 class KimiModelImpl : public torch::nn::Module {
  public:
-  explicit KimiModelImpl(const ModelConfig& config);
+  // `experts`: the routed experts of every MoE layer this process holds (default: all).
+  explicit KimiModelImpl(const ModelConfig& config, ExpertSlice experts = {});
   // Final hidden states [B,T,D] in `compute_dtype`, after model.norm.
   torch::Tensor forward(const ForwardInputs& inputs, torch::ScalarType compute_dtype);
   // Rotary tables and mask for a batch (shared by every layer of one forward).
   SequenceContext sequence_context(const ForwardInputs& inputs) const;
+  // Final hidden states [B,T,D] of the next T tokens of each row; their latents are appended to
+  // `cache` (whose dtype must be `compute_dtype`), which then advances by T.
+  torch::Tensor forward_cached(const torch::Tensor& tokens_BT, KvCache& cache, torch::ScalarType compute_dtype,
+                               LatentAttention form);
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -46,10 +52,17 @@ TORCH_MODULE(KimiModel);
 
 class KimiForCausalLMImpl : public torch::nn::Module {
  public:
-  explicit KimiForCausalLMImpl(const ModelConfig& config);
+  explicit KimiForCausalLMImpl(const ModelConfig& config, ExpertSlice experts = {});
   // Logits [B,T,V] in fp32.
   torch::Tensor forward(const ForwardInputs& inputs);
   torch::Tensor forward(const torch::Tensor& tokens_BT) { return forward(ForwardInputs{tokens_BT, {}, {}}); }
+  // Logits [B,T,V] in fp32 of the next T tokens of each row (a prompt: T > 1; a decode step: T = 1),
+  // attending to everything already in `cache`. Equals the matching positions of forward() over
+  // the whole sequence. No sampling here: see sampler.h.
+  torch::Tensor forward_cached(const torch::Tensor& tokens_BT, KvCache& cache,
+                               LatentAttention form = LatentAttention::kAbsorbed);
+  // A cache for this model in its compute dtype, on its device.
+  KvCache make_cache(int64_t batch, int64_t max_len) const;
 
   KimiModel model{nullptr};
   Linear lm_head{nullptr};
@@ -58,7 +71,8 @@ class KimiForCausalLMImpl : public torch::nn::Module {
 TORCH_MODULE(KimiForCausalLM);
 
 // Normal(0, initializer_range) for every matrix, ones for norms, zeros for router biases;
-// deterministic for a seed.
+// deterministic for a seed, each tensor drawn from its own generator seeded by (seed, HF name),
+// so a model holding a slice of the experts gets exactly those experts' values.
 void init_weights(KimiForCausalLM& model, uint64_t seed);
 
 // Parameters and buffers under their HF names, in module order.

@@ -17,6 +17,13 @@
 
 namespace k2f::model {
 
+// The routed experts of each MoE layer that one rank holds: [first, first + count); count -1 = all.
+// Expert parallelism builds each rank's model with its slice (names keep the global expert ids).
+struct ExpertSlice {
+  int64_t first = 0;
+  int64_t count = -1;
+};
+
 class ExpertDispatcher {
  public:
   virtual ~ExpertDispatcher() = default;

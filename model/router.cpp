@@ -54,8 +54,14 @@ RouterImpl::RouterImpl(const ModelConfig& c) : options(RoutingOptions::from_conf
 
 Routing RouterImpl::forward(const torch::Tensor& x_ND) const {
   const auto wide = accumulate_dtype(x_ND.scalar_type());
-  const auto logits_NE = torch::nn::functional::linear(x_ND.to(wide), weight.to(wide));
-  return route(logits_NE, e_score_correction_bias.to(wide), options);
+  const auto dtype = route_in_fp64 ? torch::kFloat64 : wide;
+  const auto logits_NE = torch::nn::functional::linear(x_ND.to(dtype), weight.to(dtype));
+  auto routing = route(logits_NE, e_score_correction_bias.to(dtype), options);
+  if (dtype != wide) {
+    routing.weight_NK = routing.weight_NK.to(wide);
+    routing.scores_NE = routing.scores_NE.to(wide);
+  }
+  return routing;
 }
 
 }  // namespace k2f::model

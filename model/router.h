@@ -39,6 +39,9 @@ class RouterImpl : public torch::nn::Module {
   torch::Tensor weight;                  // [E, D] fp32, HF "mlp.gate.weight"
   torch::Tensor e_score_correction_bias;  // [E] fp32 buffer, updated by load balancing, not by gradients
   RoutingOptions options;
+  // Logits and scores in fp64 (weights and scores handed on in the usual dtype): for comparing
+  // parallel layouts, where fp32 rounding differences could flip a near-tie in the top-k.
+  bool route_in_fp64 = false;
 };
 TORCH_MODULE(Router);
 

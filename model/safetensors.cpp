@@ -209,8 +209,21 @@ std::vector<std::string> SafetensorsFile::names() const {
 torch::Tensor SafetensorsFile::load(const std::string& name) const {
   const auto& e = entry(name);
   auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(torch_dtype(e.dtype)));
-  if (e.end > e.begin) std::memcpy(tensor.data_ptr(), data(e), e.end - e.begin);
+  if (e.end > e.begin) {
+    std::memcpy(tensor.data_ptr(), data(e), e.end - e.begin);
+    release_pages(e);
+  }
   return tensor;
+}
+
+void SafetensorsFile::release_pages(const TensorEntry& e) const {
+  // The bytes are copied: drop the mapped pages from this process (they stay in the page cache),
+  // so streaming a model tensor by tensor keeps the resident set at one tensor, not the file.
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(data(e));
+  const auto end = begin + (e.end - e.begin);
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages inside
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 void load_into(const SafetensorsFile& file, const std::string& name, torch::Tensor& target) {

@@ -52,6 +52,7 @@ class SafetensorsFile {
 
  private:
   void parse_header(const std::string& header_json);
+  void release_pages(const TensorEntry& entry) const;
   std::string path_;
   void* mapping_ = nullptr;
   size_t file_size_ = 0;

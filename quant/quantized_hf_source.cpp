@@ -160,6 +160,14 @@ torch::Tensor QuantizedHfSource::load(const std::string& name) {
   return directory_.load(name);
 }
 
+void QuantizedHfSource::load_into(const std::string& name, torch::Tensor& target) {
+  if (is_packed(name) || fp8_linears_.count(name)) {
+    WeightSource::load_into(name, target);
+  } else {
+    directory_.load_into(name, target);
+  }
+}
+
 model::KimiForCausalLM load_dequantized_model(const std::string& dir) {
   QuantizedHfSource source(dir);
   model::KimiForCausalLM lm(source.config());

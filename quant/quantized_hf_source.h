@@ -40,6 +40,8 @@ class QuantizedHfSource : public model::WeightSource {
   std::vector<int64_t> shape(const std::string& name) override;
   torch::ScalarType dtype(const std::string& name) override;
   torch::Tensor load(const std::string& name) override;
+  // Stored tensors go through the directory (its messages name the index and shard file).
+  void load_into(const std::string& name, torch::Tensor& target) override;
 
  private:
   std::vector<int64_t> packed_shape(const std::string& name);

@@ -9,7 +9,30 @@ int64_t TrainOptions::accumulation_steps(int64_t dp_size) const {
   return global_batch_size / (dp_size * micro_batch_size);
 }
 
-void TrainOptions::validate(int64_t dp_size) const {
+parallel::ParallelLayout TrainOptions::resolved_layout(int64_t world_size) const {
+  auto resolved = layout;
+  if (resolved.dp == 0 && resolved.pp >= 1 && world_size % resolved.pp == 0) resolved.dp = world_size / resolved.pp;
+  return resolved;
+}
+
+namespace {
+void validate_layout(const TrainOptions& o, int64_t world_size) {
+  const auto& l = o.layout;
+  check(l.pp == 1, "parallel.pp (", l.pp, ") > 1: pipeline parallelism is not available in this build of k2forge; ",
+        "set parallel.pp = 1 and split the work with parallel.dp / parallel.ep");
+  check(!l.zero1, "parallel.zero1 (true): ZeRO-1 optimizer-state sharding is not available in this build of k2forge; ",
+        "set parallel.zero1 = false");
+  check(l.dp >= 0, "parallel.dp (", l.dp, ") must be >= 0 (0: the number of ranks / parallel.pp)");
+  check(l.dp != 0 || world_size % l.pp == 0, "parallel.pp (", l.pp, ") must divide the number of ranks (", world_size,
+        ")");
+  check(o.collective_timeout_s > 0, "parallel.timeout_s (", o.collective_timeout_s, ") must be > 0");
+  o.resolved_layout(world_size).validate(world_size, o.model, "parallel");
+}
+}  // namespace
+
+void TrainOptions::validate(int64_t world_size) const {
+  validate_layout(*this, world_size);
+  const int64_t dp_size = resolved_layout(world_size).dp;
   check(steps > 0, "train.steps (", steps, ") must be positive");
   check(seq_len > 0, "train.seq_len (", seq_len, ") must be positive");
   check(seq_len <= model.max_position_embeddings, "train.seq_len (", seq_len, ") must be <= model.max_position_embeddings (",
@@ -95,6 +118,17 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   }
   o.qat_options.targets.targets = r.get_strings("quant.targets");
   o.qat_options.targets.ignore = r.get_strings("quant.ignore");
+  o.layout.pp = r.get_int("parallel.pp");
+  o.layout.dp = r.get_int("parallel.dp");
+  o.layout.ep = r.get_int("parallel.ep");
+  o.layout.virtual_stages = r.get_int("parallel.virtual_stages");
+  o.layout.schedule = r.get_string("parallel.schedule");
+  o.layout.zero1 = r.get_bool("parallel.zero1");
+  o.collective_timeout_s = r.get_float("parallel.timeout_s");
+  const std::string router_dtype = r.get_string("train.router_dtype");
+  check(router_dtype == "fp32" || router_dtype == "fp64", "train.router_dtype (\"", router_dtype,
+        "\") must be \"fp32\" or \"fp64\"");
+  o.router_fp64 = router_dtype == "fp64";
   o.recipe_toml = r.to_toml();
   return o;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "parallel/mesh.h"
 #include "quant/qat.h"
 #include "train/optim/optimizer.h"
 #include "train/recipe.h"
@@ -42,11 +43,17 @@ struct TrainOptions {
   double peak_flops = 0;  // 0: measure
   bool qat = false;        // INT4 fake quantisation of qat_options.targets during training
   quant::QatOptions qat_options;
+  parallel::ParallelLayout layout;  // layout.dp 0: the number of ranks / layout.pp
+  double collective_timeout_s = 300;
+  bool router_fp64 = false;  // train.router_dtype "fp64"
   std::string recipe_toml;  // the resolved recipe, stored in checkpoints
 
+  // The layout for `world_size` ranks, with dp 0 replaced by world_size / pp.
+  parallel::ParallelLayout resolved_layout(int64_t world_size) const;
   // Micro-batches per optimizer step on each of `dp_size` ranks.
   int64_t accumulation_steps(int64_t dp_size = 1) const;
-  void validate(int64_t dp_size = 1) const;
+  // Everything, including the parallel layout for `world_size` ranks.
+  void validate(int64_t world_size = 1) const;
   static TrainOptions from_recipe(const Recipe& recipe);
 };
 

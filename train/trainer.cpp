@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -25,8 +26,10 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 constexpr const char* kRngName = "rng.torch_cpu";
 
-data::LoaderOptions loader_options(const TrainOptions& o) {
+data::LoaderOptions loader_options(const TrainOptions& o, const ParallelRuntime& parallel) {
   data::LoaderOptions l;
+  l.dp_rank = parallel.coord().dp_rank;
+  l.dp_size = parallel.layout().dp;
   l.paths = o.data_paths;
   l.weights = o.data_weights;
   l.seq_len = o.seq_len;
@@ -39,16 +42,14 @@ data::LoaderOptions loader_options(const TrainOptions& o) {
   return l;
 }
 
-// Scales every gradient so the global L2 norm is at most `max_norm`; returns the norm before.
-double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+// Scales every gradient so the global L2 norm (over all ranks) is at most `max_norm`; returns the
+// norm before.
+double clip_gradients(const NamedTensorList& params, double max_norm, const ParallelRuntime& parallel) {
   torch::NoGradGuard no_grad;
-  double squared = 0;
-  for (const auto& p : params)
-    if (p.grad().defined()) squared += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
-  const double norm = std::sqrt(squared);
+  const double norm = parallel.global_grad_norm(params);
   if (max_norm > 0 && norm > max_norm) {
     const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params)
+    for (const auto& [name, p] : params)
       if (p.grad().defined()) p.grad().mul_(scale);
   }
   return norm;
@@ -56,37 +57,63 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
 
 }  // namespace
 
-Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options)
+Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options,
+                 std::shared_ptr<parallel::DistributedContext> context)
     : options_(std::move(options)), run_options_(run_options) {
-  options_.validate();
-  model_ = model::KimiForCausalLM(options_.model);
-  model_->compute_dtype = options_.dtype;
-  if (options_.recompute) model_->model->layer_runner = recomputing_layer_runner();
-  if (options_.aux_loss_alpha > 0)
-    for (auto& layer : model_->model->decoder_layers)
-      if (layer->moe) layer->moe->keep_routing = true;
-  if (options_.qat) {
-    const auto quantised = quant::apply_qat(*model_, options_.qat_options);
-    log::info("INT4 QAT (group ", options_.qat_options.quant.group_size, ", grid ",
-              quant::grid_name(options_.qat_options.quant.grid), ") on ", quantised.size(), " linears");
+  const int world_size = context ? context->world_size() : 1;
+  // Agreed on by every rank before any other collective: an invalid layout stops all of them.
+  const auto validate = [&] { options_.validate(world_size); };
+  if (context) {
+    context->check_on_all_ranks(validate);
+  } else {
+    validate();
   }
+  parallel_ = std::make_unique<ParallelRuntime>(std::move(context), options_.resolved_layout(world_size));
+  parallel_->create_groups();
+  // Reads files and allocates without communicating: a missing store or a damaged checkpoint on
+  // one rank stops every rank with its message instead of leaving them waiting.
+  parallel_->on_all_ranks([this] { set_up(); });
+  peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops();
+  if (parallel_->is_main()) {
+    fs::create_directories(options_.run_dir);
+    write_text_file_atomic((fs::path(options_.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
+  }
+}
+
+void Trainer::set_up() {
+  build_model();
   checkpoints_ = std::make_unique<CheckpointManager>(options_.run_dir, options_.checkpoint_keep);
-  loader_ = std::make_unique<data::TokenLoader>(loader_options(options_));
+  loader_ = std::make_unique<data::TokenLoader>(loader_options(options_, *parallel_));
   loads_ = std::make_unique<ExpertLoadTracker>(model_->model);
   flops_per_token_ = 3.0 * model::forward_flops_per_token(options_.model, options_.seq_len);
 
-  std::vector<std::pair<std::string, torch::Tensor>> params;
-  for (const auto& item : model_->named_parameters()) params.emplace_back(item.key(), item.value());
-  optimizer_ = std::make_unique<Optimizer>(params, options_.optimizer);
+  for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  optimizer_ = std::make_unique<Optimizer>(named_parameters_, options_.optimizer);
 
   if (run_options_.fresh) {
     check(checkpoints_->steps().empty(), options_.run_dir,
           ": holds checkpoints already; --fresh never overwrites them (choose a new train.run_dir)");
   }
   if (!resume()) initialise_weights();
-  peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops();
-  fs::create_directories(options_.run_dir);
-  write_text_file_atomic((fs::path(options_.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
+}
+
+// This rank's model: its slice of the routed experts (all of them in one process), reached
+// through the expert-parallel dispatcher when the experts are split.
+void Trainer::build_model() {
+  model_ = model::KimiForCausalLM(options_.model, parallel_->expert_slice(options_.model));
+  model_->compute_dtype = options_.dtype;
+  if (options_.recompute) model_->model->layer_runner = recomputing_layer_runner();
+  for (auto& layer : model_->model->decoder_layers) {
+    if (!layer->moe) continue;
+    if (options_.aux_loss_alpha > 0) layer->moe->keep_routing = true;
+    layer->moe->gate->route_in_fp64 = options_.router_fp64;
+  }
+  if (options_.qat) {
+    const auto quantised = quant::apply_qat(*model_, options_.qat_options);
+    log::info("INT4 QAT (group ", options_.qat_options.quant.group_size, ", grid ",
+              quant::grid_name(options_.qat_options.quant.grid), ") on ", quantised.size(), " linears");
+  }
+  parallel_->install_expert_dispatcher(model_);
 }
 
 Trainer::~Trainer() = default;
@@ -126,17 +153,27 @@ bool Trainer::resume() {
   return true;
 }
 
+// One file per kind, as in one process, whatever the layout: the routed experts (and their
+// optimizer state) are gathered over the ep group to rank 0, which writes. Any layout resumes it.
 void Trainer::save_checkpoint() {
+  auto model_state = model::named_state(*model_);
   auto optimizer_state = optimizer_->state_tensors();
+  if (parallel_->layout().ep > 1) {
+    if (!parallel_->writes_checkpoint_experts()) return;
+    model_state = parallel_->gather_routed_experts(model_state, options_.model.n_routed_experts);
+    optimizer_state = parallel_->gather_routed_experts(optimizer_state, options_.model.n_routed_experts);
+  }
+  if (!parallel_->is_main()) return;
   optimizer_state.emplace_back(kRngName, at::detail::getDefaultCPUGenerator().get_state());
+  const auto& layout = parallel_->layout();
   Json meta = {{"format_version", 1},
                {"tokens_seen", tokens_seen_},
                {"sampler", loader_->state()},
                {"model_config", options_.model.to_hf_json()},
-               {"layout", {{"world_size", 1}, {"pp", 1}, {"dp", 1}, {"ep", 1}}},
+               {"layout", {{"world_size", parallel_->world_size()}, {"pp", layout.pp}, {"dp", layout.dp}, {"ep", layout.ep}}},
                {"recipe", options_.recipe_toml}};
   if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
-  const auto dir = checkpoints_->save(completed_steps_, model::named_state(*model_), optimizer_state, meta);
+  const auto dir = checkpoints_->save(completed_steps_, model_state, optimizer_state, meta);
   log::info("checkpoint ", dir);
 }
 
@@ -172,7 +209,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   m.lr = learning_rate(options_.schedule, options_.lr, step, options_.steps);
 
   auto data_start = Clock::now();
-  const int64_t accumulation = options_.accumulation_steps();
+  const int64_t accumulation = options_.accumulation_steps(parallel_->layout().dp);
   std::vector<data::TokenBatch> micro_batches;
   double target_tokens = 0;
   for (int64_t i = 0; i < accumulation; ++i) {
@@ -180,6 +217,7 @@ StepMetrics Trainer::train_step(int64_t step) {
     target_tokens += micro_batches.back().loss_mask_BT.narrow(1, 1, options_.seq_len).sum().item<double>();
   }
   m.data_seconds = seconds_since(data_start);
+  target_tokens = parallel_->sum_over_dp({target_tokens})[0];  // the loss is a mean over the GLOBAL batch
   check(target_tokens > 0, "step ", m.step, ": the batch has no target tokens (every loss_mask entry is 0)");
 
   begin_qk_recording(model_->model);
@@ -191,12 +229,21 @@ StepMetrics Trainer::train_step(int64_t step) {
     nll += forward_backward(batch, 1.0 / target_tokens, aux_scale, m.aux_loss, m.forward_seconds, m.backward_seconds)
                .item<double>();
   }
+  if (parallel_->distributed()) {
+    const auto sums = parallel_->sum_over_dp({nll, m.aux_loss});
+    nll = sums[0];
+    m.aux_loss = sums[1];
+  }
   m.loss = nll / target_tokens;
 
   const auto optimizer_start = Clock::now();
-  m.grad_norm = clip_gradients(model_->parameters(), options_.grad_clip);
+  parallel_->sync_gradients(named_parameters_);
+  m.grad_norm = clip_gradients(named_parameters_, options_.grad_clip, *parallel_);
   optimizer_->step(m.lr);
+  for (auto& layer : model_->model->decoder_layers)
+    if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
   const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);
+  parallel_->sum_over_dp(loads_->loads());  // every replica moves its router biases by the global loads
   update_router_biases(model_->model, loads_->loads(), options_.bias_update_rate);
   m.optimizer_seconds = seconds_since(optimizer_start);
 
@@ -217,8 +264,10 @@ StepMetrics Trainer::train_step(int64_t step) {
 }
 
 std::vector<StepMetrics> Trainer::run() {
-  MetricsLogger logger(options_.run_dir, options_.steps, completed_steps_, options_.tensorboard,
-                       !run_options_.quiet_console);
+  std::optional<MetricsLogger> logger;  // rank 0 writes metrics; every rank computes the same ones
+  if (parallel_->is_main()) {
+    logger.emplace(options_.run_dir, options_.steps, completed_steps_, options_.tensorboard, !run_options_.quiet_console);
+  }
   std::vector<StepMetrics> history;
   const int64_t first = completed_steps_;
   const int64_t last = run_options_.stop_after_steps > 0 ? std::min(options_.steps, first + run_options_.stop_after_steps)
@@ -226,11 +275,11 @@ std::vector<StepMetrics> Trainer::run() {
   if (first >= options_.steps) log::info("run already complete (step ", first, " of ", options_.steps, ")");
   for (int64_t step = first; step < last; ++step) {
     history.push_back(train_step(step));
-    logger.log(history.back());
+    if (logger) logger->log(history.back());
     const bool interval_due = options_.checkpoint_interval > 0 && completed_steps_ % options_.checkpoint_interval == 0;
     if (interval_due || completed_steps_ == last) save_checkpoint();
   }
-  logger.finish();
+  if (logger) logger->finish();
   return history;
 }
 

@@ -3,6 +3,9 @@
 // optimizer step -> QK-Clip -> router-bias update -> metrics -> periodic checkpoint. A run
 // resumes from its run directory's newest intact checkpoint and continues bit for bit as if it
 // had never stopped: weights, optimizer state, router biases, RNG and sampler position are saved.
+// Under a launcher the same loop runs data- and expert-parallel (parallel_runtime.h): each rank
+// takes its share of the global batch, gradients are summed over ranks, and every reduction that
+// steers training (token count, norm, loads, QK maxima) is global, so the run equals one process.
 #pragma once
 
 #include <memory>
@@ -14,6 +17,7 @@
 #include "train/load_balance.h"
 #include "train/metrics.h"
 #include "train/optim/optimizer.h"
+#include "train/parallel_runtime.h"
 #include "train/train_options.h"
 
 namespace k2f::train {
@@ -26,7 +30,10 @@ struct TrainerRunOptions {
 
 class Trainer {
  public:
-  Trainer(TrainOptions options, TrainerRunOptions run_options = {});
+  // `context`: the joined ranks of a distributed run (join_launched_ranks); null: one process.
+  // Every rank validates the options and builds its part; a failure on any rank stops them all.
+  Trainer(TrainOptions options, TrainerRunOptions run_options = {},
+          std::shared_ptr<parallel::DistributedContext> context = nullptr);
   ~Trainer();
 
   // Trains until train.steps (or stop_after_steps); returns each step's metrics of this invocation.
@@ -37,8 +44,11 @@ class Trainer {
 
   model::KimiForCausalLM& model() { return model_; }
   int64_t completed_steps() const { return completed_steps_; }
+  const ParallelRuntime& parallel_runtime() const { return *parallel_; }
 
  private:
+  void set_up();
+  void build_model();
   void initialise_weights();
   bool resume();
   void save_checkpoint();
@@ -47,7 +57,9 @@ class Trainer {
 
   TrainOptions options_;
   TrainerRunOptions run_options_;
+  std::unique_ptr<ParallelRuntime> parallel_;
   model::KimiForCausalLM model_{nullptr};
+  NamedTensorList named_parameters_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<data::TokenLoader> loader_;
   std::unique_ptr<CheckpointManager> checkpoints_;

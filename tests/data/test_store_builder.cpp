@@ -1,11 +1,13 @@
 // Tests of data/store_builder.cpp and data/document_reader.cpp: a built store read back with
 // the raw HDF5 API equals the tokenizer's output for each document plus EOS (JSONL and
-// paragraph-split text), and each bad input fails naming the file and line, leaving no output.
+// paragraph-split text), a chat store holds each rendered conversation plus EOS with its loss
+// mask (EOS masked out), and each bad input fails naming the file and line, leaving no output.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "data/chat_template.h"
 #include "data/document_reader.h"
 #include "data/raw_hdf5.h"
 #include "data/store_builder.h"
@@ -104,9 +106,9 @@ TEST(StoreBuilder, BadInputsNameFileAndLineAndLeaveNoOutput) {
   expect_error([&] { build_store(options_for({dir / "empty.jsonl"}, out)); }, {"no documents in", "empty.jsonl"});
   expect_error([&] { build_store(options_for({dir / "data.csv"}, out)); }, {"data.csv", "unsupported input"});
   expect_error([&] { build_store(options_for({dir / "absent.jsonl"}, out)); }, {"absent.jsonl", "not found"});
-  auto chat = options_for({dir / "good.jsonl"}, out);
-  chat.kind = "chat";
-  expect_error([&] { build_store(chat); }, {"--kind \"chat\"", "accepted: text"});
+  auto xml = options_for({dir / "good.jsonl"}, out);
+  xml.kind = "xml";
+  expect_error([&] { build_store(xml); }, {"--kind \"xml\"", "accepted: text, chat"});
   auto no_tokenizer = options_for({dir / "good.jsonl"}, out);
   no_tokenizer.tokenizer_dir = dir / "missing-tokenizer";
   expect_error([&] { build_store(no_tokenizer); }, {"missing-tokenizer"});
@@ -114,6 +116,74 @@ TEST(StoreBuilder, BadInputsNameFileAndLineAndLeaveNoOutput) {
   for (const auto& name : files_in(dir.str())) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
   build_store(options_for({dir / "good.jsonl"}, out));
   expect_error([&] { build_store(options_for({dir / "good.jsonl"}, out)); }, {"out.h5", "already exists"});
+}
+
+StoreBuildOptions chat_options_for(std::vector<std::string> inputs, const std::string& out) {
+  auto options = options_for(std::move(inputs), out);
+  options.kind = "chat";
+  return options;
+}
+
+const char* kToolConversation =
+    R"({"tools": [{"type": "function", "function": {"name": "add", "parameters": {}}}], "messages": [)"
+    R"({"role": "user", "content": "2+3?"}, {"role": "assistant", "reasoning_content": "Use the tool.", )"
+    R"("tool_calls": [{"id": "c", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]}, )"
+    R"({"role": "tool", "tool_call_id": "c", "content": "5"}, {"role": "assistant", "content": "5"}]})";
+
+TEST(StoreBuilder, ChatStoreHoldsEachRenderedConversationPlusAMaskedEos) {
+  ScratchDir dir("build-chat");
+  const std::vector<std::string> records = {
+      kToolConversation,
+      R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, )"
+      R"({"role": "assistant", "content": "Hello."}]})"};
+  write_file(dir / "in.jsonl", records[0] + "\n\n" + records[1] + "\n");
+  const auto report = build_store(chat_options_for({dir / "in.jsonl"}, dir / "out.h5"));
+
+  const auto tokenizer = Tokenizer::load(kTokenizer);
+  const ChatTemplate chat(tokenizer);
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> offsets{0};
+  for (const auto& record : records) {
+    const auto rendered = chat.render(parse_chat_record(nlohmann::ordered_json::parse(record)));
+    tokens.insert(tokens.end(), rendered.tokens.begin(), rendered.tokens.end());
+    mask.insert(mask.end(), rendered.loss_mask.begin(), rendered.loss_mask.end());
+    tokens.push_back(tokenizer.eos_id());
+    mask.push_back(0);
+    offsets.push_back(static_cast<int64_t>(tokens.size()));
+  }
+  EXPECT_EQ(testing::read_raw_dataset<int32_t>(dir / "out.h5", "tokens", H5T_NATIVE_INT32), tokens);
+  EXPECT_EQ(testing::read_raw_dataset<int64_t>(dir / "out.h5", "doc_offsets", H5T_NATIVE_INT64), offsets);
+  EXPECT_EQ(testing::read_raw_dataset<uint8_t>(dir / "out.h5", "loss_mask", H5T_NATIVE_UINT8), mask);
+  EXPECT_EQ(report.documents, 2);
+  EXPECT_EQ(report.loss_tokens, std::count(mask.begin(), mask.end(), 1));
+  EXPECT_GT(report.loss_tokens, 0);
+  EXPECT_EQ(report.to_json()["loss_tokens"], report.loss_tokens);
+  EXPECT_TRUE(TokenStore(dir / "out.h5").has_loss_mask());
+}
+
+TEST(StoreBuilder, BadChatInputsNameFileLineAndFieldAndLeaveNoOutput) {
+  ScratchDir dir("build-chat-bad");
+  write_file(dir / "tool.jsonl", std::string(kToolConversation) + "\n" +
+                                     R"({"messages": [{"role": "tool", "content": "5"}]})" + "\n");
+  write_file(dir / "args.jsonl", R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", )"
+                                 R"("tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]})" "\n");
+  write_file(dir / "silent.jsonl", R"({"messages": [{"role": "user", "content": "q"}]})" "\n");
+  write_file(dir / "shape.jsonl", R"({"text": "not a conversation"})" "\n");
+  write_file(dir / "notes.txt", "a paragraph\n");
+  const std::string out = dir / "out.h5";
+  expect_error([&] { build_store(chat_options_for({dir / "tool.jsonl"}, out)); },
+               {"tool.jsonl:2: messages[0].tool_call_id: missing"});
+  expect_error([&] { build_store(chat_options_for({dir / "args.jsonl"}, out)); },
+               {"args.jsonl:1: messages[1].tool_calls[0].function.arguments: not valid JSON", "{oops"});
+  expect_error([&] { build_store(chat_options_for({dir / "silent.jsonl"}, out)); },
+               {"silent.jsonl:1", "no assistant message"});
+  expect_error([&] { build_store(chat_options_for({dir / "shape.jsonl"}, out)); },
+               {"shape.jsonl:1: messages: missing"});
+  expect_error([&] { build_store(chat_options_for({dir / "notes.txt"}, out)); },
+               {"notes.txt", "--kind chat reads .jsonl"});
+  EXPECT_FALSE(fs::exists(out));
+  for (const auto& name : files_in(dir.str())) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 }
 
 }  // namespace

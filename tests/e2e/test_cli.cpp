@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "base/json_io.h"
+#include "data/tokenizer.h"
 #include "e2e/e2e_paths.h"
 #include "test_util.h"
 
@@ -243,6 +244,80 @@ TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
   r = run_command(kBinary + " score --model " + (dir / "again"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("give exactly one of --tokens FILE or --text FILE"), std::string::npos) << r.output;
+}
+
+// `k2forge generate` on a model from `k2forge init` (vocabulary of the embedded tokenizer): the
+// streamed text is the text of the sampled tokens, a seed reproduces it, and the log-probs it
+// reports equal `k2forge score` over prompt + generated tokens (issue 7 acceptance 3 end to end).
+TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {
+  ScratchDir dir("generate");
+  auto r = run_command(kBinary + " init --recipe " + kSource + "/recipes/tiny.toml --set model.vocab_size=4352" +
+                       " --set model.bos_token_id=4096 --set model.eos_token_id=4097 --set train.run_dir=" +
+                       (dir / "run") + " --format hf-fp32 --out " + (dir / "model"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string generate = kBinary + " generate --model " + (dir / "model") + " --tokenizer " + kSource +
+                               "/assets/tokenizer --prompt 'The tutorial explains' --max-new-tokens 12" +
+                               " --temperature 0.9 --top-p 0.95 --top-k 500";
+  const auto first = run_command(generate + " --seed 7 --out " + (dir / "a.json"), /*with_stderr=*/false);
+  const auto again = run_command(generate + " --seed 7 --out " + (dir / "b.json"), /*with_stderr=*/false);
+  const auto other = run_command(generate + " --seed 8 --out " + (dir / "c.json"), /*with_stderr=*/false);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const Json a = read_json_file(dir / "a.json");
+  const Json& row = a["rows"][0];
+  // Streamed bytes = the sampled tokens' bytes (the JSON text has invalid UTF-8 replaced).
+  const auto tokenizer = data::Tokenizer::load(kSource + "/assets/tokenizer");
+  std::vector<int32_t> shown;
+  for (const auto& id : row["tokens"]) {
+    if (id.get<int32_t>() != tokenizer.eos_id() && id.get<int32_t>() != tokenizer.special_id("<|im_end|>"))
+      shown.push_back(id.get<int32_t>());
+  }
+  EXPECT_EQ(first.output, tokenizer.decode(shown) + "\n");
+  EXPECT_EQ(first.output, again.output);
+  EXPECT_EQ(read_json_file(dir / "b.json"), a);
+  EXPECT_NE(read_json_file(dir / "c.json")["rows"][0]["tokens"], row["tokens"]);
+  const size_t generated = row["tokens"].size();
+  ASSERT_GE(generated, 1u);
+  EXPECT_LE(generated, 12u);
+  EXPECT_EQ(row["finish_reason"].get<std::string>(), generated == 12 ? "length" : "stop");
+
+  Json sequence = row["prompt"];
+  for (const auto& id : row["tokens"]) sequence.push_back(id);
+  write_text_file_atomic(dir / "t.json", Json::array({sequence}).dump());
+  r = run_command(kBinary + " score --model " + (dir / "model") + " --tokens " + (dir / "t.json") + " --out " +
+                  (dir / "s.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json scored = read_json_file(dir / "s.json")["logprobs"][0];
+  const size_t prompt_tokens = row["prompt"].size();
+  for (size_t t = 0; t < generated; ++t) {
+    EXPECT_NEAR(scored[prompt_tokens - 1 + t].get<double>(), row["model_logprobs"][t].get<double>(), 1e-5) << t;
+  }
+
+  // A batch of token-id prompts of different lengths prints one block per row.
+  write_text_file_atomic(dir / "p.json", "[[300, 301, 302], [400, 401]]");
+  r = run_command(kBinary + " generate --model " + (dir / "model") + " --tokenizer " + kSource +
+                  "/assets/tokenizer --tokens-json " + (dir / "p.json") + " --temperature 0 --max-new-tokens 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("=== row 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("=== row 1"), std::string::npos) << r.output;
+}
+
+TEST(CliBadInput, GenerateOptions) {
+  ScratchDir dir("generate-bad");
+  const std::string base = kBinary + " generate --model " + reference_dir("") + "/model --tokenizer " + kSource +
+                           "/assets/tokenizer";
+  write_text_file_atomic(dir / "p.json", "[[1, 2], [3, 999]]");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {" --prompt hi --tokens-json " + (dir / "p.json"), "give exactly one of --prompt TEXT or --tokens-json FILE"},
+      {" --prompt hi --temperature -1", "--temperature (-1) must be >= 0"},
+      {" --prompt hi --top-p 0", "--top-p (0) must be in (0, 1]"},
+      {" --prompt hi --max-new-tokens 0", "--max-new-tokens (0) must be positive"},
+      {" --tokens-json " + (dir / "p.json"), "tokenizer vocabulary of 4352 tokens does not fit the model's vocab_size 320"},
+  };
+  for (const auto& [options, message] : cases) {
+    const auto r = run_command(base + options);
+    EXPECT_EQ(r.exit_code, 1) << options << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << "missing \"" << message << "\" in: " << r.output;
+  }
 }
 
 }  // namespace

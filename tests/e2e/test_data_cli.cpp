@@ -1,12 +1,14 @@
 // End-to-end tests of `k2forge tokenizer` and `k2forge data`: training twice gives identical
-// files, encode/decode round-trip through the binary, build + inspect, the embedded tokenizer
-// reproduced from the embedded corpus, and each bad input (exit code, message, no output left).
+// files, encode/decode round-trip through the binary, build + inspect (text and chat stores), the
+// embedded tokenizer reproduced from the embedded corpus, and each bad input (exit code, message,
+// no output left).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "base/json_io.h"
+#include "data/tokenizer.h"
 #include "data/raw_hdf5.h"
 #include "e2e/e2e_paths.h"
 #include "test_util.h"
@@ -91,6 +93,64 @@ TEST(DataCli, BuildThenInspect) {
   EXPECT_EQ(summary["max_token_id"], 4097);  // the EOS after each document
 }
 
+// The loss mask's ones, counted independently: every token the assistant writes, from <think>
+// (or the content after a dropped think pair) to <|im_end|>, by encoding the literal pieces.
+TEST(DataCli, BuildChatStoreHasALossMaskOverTheAssistantTokens) {
+  ScratchDir dir("cli-chat");
+  write_file(dir / "chat.jsonl",
+             R"({"messages": [{"role": "user", "content": "Hi"}, )"
+             R"({"role": "assistant", "reasoning_content": "Greet back.", "content": "Hello there."}]})" "\n"
+             R"({"tools": [{"type": "function", "function": {"name": "add"}}], "messages": [)"
+             R"({"role": "user", "content": "Add 2 and 3"}, {"role": "assistant", "content": null, "tool_calls": )"
+             R"([{"id": "functions.add:0", "type": "function", )"
+             R"("function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]}, )"
+             R"({"role": "tool", "tool_call_id": "functions.add:0", "content": "5"}, )"
+             R"({"role": "assistant", "reasoning_content": "r", "content": "5"}]})" "\n");
+  auto r = run_command(kBinary + " data build --kind chat --no-progress --json --input " + (dir / "chat.jsonl") +
+                       " --tokenizer " + kTokenizer + " --out " + (dir / "chat.h5"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = Json::parse(r.output);
+  const auto tokenizer = data::Tokenizer::load(kTokenizer);
+  const auto n = [&](const std::string& text) { return static_cast<int64_t>(tokenizer.encode(text).size()); };
+  const int64_t first = 1 + n("Greet back.") + 1 + n("Hello there.") + 1;
+  const int64_t call = 2 + 1 + 1 + n("functions.add:0") + 1 + n("{\"a\": 2, \"b\": 3}") + 1 + 1 + 1;
+  const int64_t answer = 1 + n("r") + 1 + n("5") + 1;
+  const auto mask = testing::read_raw_dataset<uint8_t>(dir / "chat.h5", "loss_mask", H5T_NATIVE_UINT8);
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), first + call + answer);
+  EXPECT_EQ(report["loss_tokens"], first + call + answer);
+  EXPECT_EQ(report["kind"], "chat");
+  r = run_command(kBinary + " data inspect --json --store " + (dir / "chat.h5"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json summary = Json::parse(r.output);
+  EXPECT_EQ(summary["num_documents"], 2);
+  EXPECT_EQ(summary["has_loss_mask"], true);
+  EXPECT_EQ(static_cast<int64_t>(mask.size()), summary["num_tokens"].get<int64_t>());
+}
+
+TEST(DataCli, EmbeddedChatExamplesBuild) {
+  ScratchDir dir("cli-chat-assets");
+  const auto r = run_command(kBinary + " data build --kind chat --no-progress --json --input " + kSource +
+                                 "/assets/chat/example.jsonl --tokenizer " + kTokenizer + " --out " + (dir / "ex.h5"),
+                             false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = Json::parse(r.output);
+  EXPECT_EQ(report["documents"], 4);
+  EXPECT_GT(report["loss_tokens"].get<int64_t>(), 0);
+}
+
+TEST(DataCli, BadChatLineExitsNonZeroNamingFileLineAndField) {
+  ScratchDir dir("cli-chat-bad");
+  write_file(dir / "chat.jsonl",
+             R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})"
+             "\n\n"
+             R"({"messages": [{"role": "user", "content": "q"}, {"role": "narrator", "content": "a"}]})"
+             "\n");
+  expect_failure("data build --kind chat --input " + (dir / "chat.jsonl") + " --tokenizer " + kTokenizer + " --out " +
+                     (dir / "out.h5"),
+                 1, {"chat.jsonl:3: messages[1].role: unknown role \"narrator\""});
+  EXPECT_FALSE(fs::exists(dir / "out.h5"));
+}
+
 TEST(DataCli, BadInputsExitNonZeroWithMessagesAndLeaveNothing) {
   ScratchDir dir("cli-bad");
   write_file(dir / "bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": 3}\n");
@@ -98,7 +158,8 @@ TEST(DataCli, BadInputsExitNonZeroWithMessagesAndLeaveNothing) {
   write_file(dir / "notes.h5", "plain text, not HDF5");
   const std::string build = "data build --tokenizer " + kTokenizer + " --out " + (dir / "out.h5") + " --input ";
   expect_failure(build + (dir / "bad.jsonl"), 1, {"bad.jsonl:2", "string field \"text\""});
-  expect_failure(build + (dir / "good.jsonl") + " --kind chat", 1, {"--kind \"chat\"", "accepted: text"});
+  expect_failure(build + (dir / "good.jsonl") + " --kind xml", 1, {"--kind \"xml\"", "accepted: text, chat"});
+  expect_failure(build + (dir / "good.jsonl") + " --kind chat", 1, {"good.jsonl:1: messages: missing"});
   expect_failure("data build --input " + (dir / "good.jsonl") + " --out " + (dir / "out.h5"), 1, {"--tokenizer"});
   expect_failure("data inspect --store " + (dir / "notes.h5"), 1, {"notes.h5", "not an HDF5 file"});
   expect_failure("data frobnicate", 2, {"unknown action \"frobnicate\""});

@@ -85,6 +85,23 @@ TEST(TrainCliBadRecipe, BatchNotAMultipleOfMicroBatch) {
                      {"train.global_batch_size (5) must be a positive multiple of train.micro_batch_size (2)"});
 }
 
+TEST(TrainCliBadRecipe, PipelineParallelism) {
+  expect_train_fails("--set parallel.pp=2", {"parallel.pp (2) > 1: pipeline parallelism is not available in this build"});
+}
+
+TEST(TrainCliBadRecipe, ZeroOne) {
+  expect_train_fails("--set parallel.zero1=true", {"parallel.zero1 (true): ZeRO-1", "set parallel.zero1 = false"});
+}
+
+TEST(TrainCliBadRecipe, LayoutForMoreRanksThanStarted) {
+  expect_train_fails("--set parallel.dp=2",
+                     {"parallel.pp (1) x parallel.dp (2) = 2 must equal the number of ranks (1)"});
+}
+
+TEST(TrainCliBadRecipe, RouterDtype) {
+  expect_train_fails("--set train.router_dtype=bf16", {"train.router_dtype (\"bf16\") must be \"fp32\" or \"fp64\""});
+}
+
 TEST(TrainCliBadData, StoreOfAnotherTokenizer) {
   ScratchDir dir("train-cli");
   auto r = run_command(kBinary + " tokenizer train --input " + kSource +

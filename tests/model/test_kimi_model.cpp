@@ -2,6 +2,7 @@
 // model, bf16 compute against fp32 within a stated tolerance, and document masking.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "model/kimi_model.h"
@@ -117,6 +118,27 @@ TEST(KimiModel, SegmentsDoNotSeeEachOther) {
   const auto logits_packed = lm->forward(ForwardInputs{packed, positions, segments});
   const auto logits_alone = lm->forward(second);
   EXPECT_TRUE(torch::allclose(logits_packed.narrow(1, 5, 7), logits_alone, 1e-5, 1e-5));
+}
+
+// Expert parallelism builds each rank's model with a slice of the experts; seeded initialisation
+// must give every tensor it holds the full model's values (each tensor has its own generator).
+TEST(KimiModel, ExpertSliceInitialisesLikeTheFullModel) {
+  const auto config = testing::tiny_config();
+  KimiForCausalLM full(config), slice(config, ExpertSlice{4, 4});
+  init_weights(full, 21);
+  init_weights(slice, 21);
+  std::map<std::string, torch::Tensor> reference;
+  for (const auto& [name, t] : named_state(*full)) reference[name] = t;
+  size_t experts = 0;
+  for (const auto& [name, t] : named_state(*slice)) {
+    ASSERT_TRUE(reference.count(name)) << name;
+    EXPECT_TRUE(torch::equal(t, reference[name])) << name;
+    experts += name.find("mlp.experts.") != std::string::npos;
+  }
+  EXPECT_GT(experts, 0u);
+  EXPECT_FALSE(named_state(*slice).empty());
+  EXPECT_LT(named_state(*slice).size(), reference.size());
+  for (const auto& [name, t] : named_state(*slice)) EXPECT_EQ(name.find("mlp.experts.0."), std::string::npos) << name;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "train/bench_data.h"
+#include "train/bench_generate.h"
 #include "train/bench_model.h"
 #include "train/bench_train.h"
 #include "train/cli/command.h"
@@ -10,9 +11,10 @@
 namespace k2f::cli {
 
 int run_bench(const Args& args) {
-  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), tokenizer (encode MB/s), data (loader tokens/s)");
+  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), generate (decode with the latent KV cache vs recompute), tokenizer (encode MB/s), data (loader tokens/s)");
   options.add_options()("name", "benchmark name", cxxopts::value<std::string>())(
-      "recipe", "recipe whose [model] is benchmarked", cxxopts::value<std::string>()->default_value("recipes/bench_moe.toml"))(
+      "recipe", "recipe whose [model] is benchmarked (default: recipes/tiny.toml for generate, else recipes/bench_moe.toml)",
+      cxxopts::value<std::string>())(
       "set", "override a recipe key (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "steps", "timed steps per dtype", cxxopts::value<int64_t>()->default_value("3"))(
       "batch", "sequences per step (0: train.micro_batch_size)", cxxopts::value<int64_t>()->default_value("0"))(
@@ -21,6 +23,10 @@ int run_bench(const Args& args) {
       "megabytes", "tokenizer: text size (the corpus repeated)", cxxopts::value<double>()->default_value("10"))(
       "seq-len", "data: tokens per sequence minus one", cxxopts::value<int64_t>()->default_value("512"))(
       "seconds", "data: seconds per measured loader configuration", cxxopts::value<double>()->default_value("2"))(
+      "new-tokens", "generate: tokens generated per row", cxxopts::value<int64_t>()->default_value("512"))(
+      "prompt-tokens", "generate: random prompt length", cxxopts::value<int64_t>()->default_value("16"))(
+      "dtypes", "generate: compute dtypes timed, fp32,bf16 or one of them",
+      cxxopts::value<std::vector<std::string>>()->default_value("fp32,bf16"))(
       "json", "print JSON only");
   options.parse_positional({"name"});
   options.positional_help("NAME");
@@ -28,8 +34,8 @@ int run_bench(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::string name = required_option(parsed, "name", "bench");
-  check(name == "model" || name == "train" || name == "tokenizer" || name == "data", "unknown benchmark \"", name,
-        "\" (available: model, train, tokenizer, data)");
+  check(name == "model" || name == "train" || name == "generate" || name == "tokenizer" || name == "data",
+        "unknown benchmark \"", name, "\" (available: model, train, generate, tokenizer, data)");
   if (name == "tokenizer" || name == "data") {
     train::DataBenchOptions data_options;
     data_options.tokenizer_dir = parsed["tokenizer"].as<std::string>();
@@ -44,7 +50,22 @@ int run_bench(const Args& args) {
   }
   const std::vector<std::string> overrides =
       parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const auto recipe = train::Recipe::load(parsed["recipe"].as<std::string>(), overrides);
+  const std::string default_recipe = name == "generate" ? "recipes/tiny.toml" : "recipes/bench_moe.toml";
+  const auto recipe =
+      train::Recipe::load(parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe, overrides);
+  if (name == "generate") {
+    train::GenerateBenchOptions generate_options;
+    generate_options.new_tokens = parsed["new-tokens"].as<int64_t>();
+    generate_options.prompt_tokens = parsed["prompt-tokens"].as<int64_t>();
+    if (parsed["batch"].as<int64_t>() > 0) generate_options.batch = parsed["batch"].as<int64_t>();
+    generate_options.dtypes.clear();
+    for (const auto& dtype : parsed["dtypes"].as<std::vector<std::string>>()) {
+      check(dtype == "fp32" || dtype == "bf16", "--dtypes: \"", dtype, "\" is not fp32 or bf16");
+      generate_options.dtypes.push_back(dtype == "fp32" ? torch::kFloat32 : torch::kBFloat16);
+    }
+    std::cout << train::bench_generate(recipe, generate_options).dump(parsed.count("json") ? -1 : 2) << std::endl;
+    return 0;
+  }
   if (name == "train") {
     train::TrainBenchOptions train_options;
     train_options.steps = parsed["steps"].as<int64_t>();

@@ -1,4 +1,5 @@
-// `k2forge data build|inspect`: tokenises .jsonl/.txt inputs into an HDF5 token store, and
+// `k2forge data build|inspect`: tokenises .jsonl/.txt inputs (text, or chat conversations rendered
+// with the K2 chat template and a loss mask) into an HDF5 token store, and
 // checks a store (attributes, offsets, every token id against its vocabulary) with a summary.
 #include <iostream>
 
@@ -55,15 +56,20 @@ int inspect(const cxxopts::ParseResult& parsed) {
 int run_data(const Args& args) {
   cxxopts::Options options("k2forge data",
                            "Tokenised HDF5 token stores.\n"
-                           "  build    --input FILE... --tokenizer DIR --out OUT.h5 [--kind text]\n"
-                           "           .jsonl: one {\"text\": ...} per line; .txt: one document per blank-line-separated\n"
-                           "           paragraph. The tokenizer's EOS id follows every document.\n"
+                           "  build    --input FILE... --tokenizer DIR --out OUT.h5 [--kind text|chat]\n"
+                           "           text: .jsonl: one {\"text\": ...} per line; .txt: one document per\n"
+                           "           blank-line-separated paragraph.\n"
+                           "           chat: .jsonl: one conversation {\"messages\": [...], \"tools\": [...]}\n"
+                           "           per line (OpenAI style: role, content, reasoning_content, tool_calls,\n"
+                           "           tool_call_id), rendered with the K2 chat template; /loss_mask is 1 on\n"
+                           "           what the assistant writes.\n"
+                           "           The tokenizer's EOS id follows every document (loss mask 0 in chat stores).\n"
                            "  inspect  --store OUT.h5   check a store and print its summary");
   options.add_options()("action", "build or inspect", cxxopts::value<std::string>())(
       "input", "build: input .jsonl/.txt file(s)", cxxopts::value<std::vector<std::string>>())(
       "tokenizer", "build: tokenizer directory", cxxopts::value<std::string>())(
       "out", "build: output store (must not exist)", cxxopts::value<std::string>())(
-      "kind", "build: text (chat arrives with the chat template)", cxxopts::value<std::string>()->default_value("text"))(
+      "kind", "build: text or chat", cxxopts::value<std::string>()->default_value("text"))(
       "no-progress", "build: no progress bar")("store", "inspect: the store", cxxopts::value<std::string>())(
       "json", "print compact JSON");
   options.parse_positional({"action", "input"});

@@ -1,14 +1,42 @@
 // `k2forge train`: pretraining and fine-tuning from a recipe. Resumes from the run directory's
 // newest intact checkpoint unless --fresh; --check validates the recipe and prints the layout.
+// Under a launcher (`mpirun -np N k2forge train ...`) every rank loads the recipe, the ranks join,
+// and they agree that every rank's recipe loaded before anything else communicates.
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "base/error.h"
 #include "base/log.h"
 #include "model/param_count.h"
+#include "parallel/bootstrap.h"
 #include "train/cli/command.h"
 #include "train/trainer.h"
 
 namespace k2f::cli {
+
+namespace {
+
+// --check: the recipe against the launcher's ranks, or, outside a launcher, against the ranks its
+// layout asks for (parallel.pp x parallel.dp); nothing is joined.
+int check_recipe(const train::Recipe& recipe, const parallel::LaunchEnv& launch) {
+  auto o = train::TrainOptions::from_recipe(recipe);
+  o.data_paths = o.data_paths.empty() ? std::vector<std::string>{"(none)"} : o.data_paths;
+  const int64_t world_size = launch.world_size > 1 ? launch.world_size : o.layout.pp * std::max<int64_t>(o.layout.dp, 1);
+  o.validate(world_size);
+  const auto layout = o.resolved_layout(world_size);
+  const auto counts = model::count_parameters(o.model);
+  std::cout << "recipe ok: " << counts.total() << " parameters (" << counts.active() << " active), " << o.steps
+            << " steps x " << o.global_batch_size << " sequences x " << o.seq_len << " tokens, "
+            << o.accumulation_steps(layout.dp) << " micro-batches of " << o.micro_batch_size << " per step"
+            << (world_size > 1 ? " on each of " + std::to_string(world_size) + " ranks (dp " + std::to_string(layout.dp) +
+                                     ", ep " + std::to_string(layout.ep) + ")"
+                               : std::string())
+            << "\n";
+  return 0;
+}
+
+}  // namespace
 
 int run_train(const Args& args) {
   cxxopts::Options options("k2forge train", "Train or fine-tune from a TOML recipe (resumes by default)");
@@ -22,23 +50,42 @@ int run_train(const Args& args) {
   if (help) return 0;
   const std::vector<std::string> overrides =
       parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const auto recipe = train::Recipe::load(required_option(parsed, "recipe", "train"), overrides);
-  auto train_options = train::TrainOptions::from_recipe(recipe);
-  if (parsed.count("check")) {
-    train_options.data_paths = train_options.data_paths.empty() ? std::vector<std::string>{"(none)"} : train_options.data_paths;
-    train_options.validate();
-    const auto counts = model::count_parameters(train_options.model);
-    std::cout << "recipe ok: " << counts.total() << " parameters (" << counts.active() << " active), "
-              << train_options.steps << " steps x " << train_options.global_batch_size << " sequences x "
-              << train_options.seq_len << " tokens, " << train_options.accumulation_steps()
-              << " micro-batches of " << train_options.micro_batch_size << " per step\n";
-    return 0;
+  const std::string recipe_path = required_option(parsed, "recipe", "train");
+  const auto launch = parallel::detect_launch_env();
+  if (parsed.count("check")) return check_recipe(train::Recipe::load(recipe_path, overrides), launch);
+
+  // One process: errors surface directly. Several: a rank whose recipe fails still joins, and the
+  // agreement below stops every rank with its message (no rank waits for one that already quit).
+  std::optional<train::Recipe> recipe;
+  std::string load_error;
+  std::shared_ptr<parallel::DistributedContext> context;
+  if (launch.world_size == 1) {
+    recipe = train::Recipe::load(recipe_path, overrides);
+  } else {
+    try {
+      recipe = train::Recipe::load(recipe_path, overrides);
+    } catch (const std::exception& e) {
+      load_error = e.what();
+    }
+    const double timeout_s = recipe ? recipe->get_float("parallel.timeout_s") : 0;
+    context = train::join_launched_ranks(timeout_s > 0 ? timeout_s : parallel::DistOptions{}.timeout_s);
+    if (context->rank() != 0) log::quiet() = true;  // rank 0 speaks for all; warnings still show
+  }
+  train::TrainOptions train_options;
+  const auto read_options = [&] {
+    if (!recipe) throw Error(load_error);
+    train_options = train::TrainOptions::from_recipe(*recipe);
+  };
+  if (context) {
+    context->check_on_all_ranks(read_options);
+  } else {
+    read_options();
   }
   train::TrainerRunOptions run_options;
   run_options.fresh = parsed.count("fresh") > 0;
   run_options.stop_after_steps = parsed["stop-after"].as<int64_t>();
   check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
-  train::Trainer trainer(train_options, run_options);
+  train::Trainer trainer(train_options, run_options, context);
   const auto history = trainer.run();
   if (!history.empty()) {
     log::info("trained steps ", history.front().step, "..", history.back().step, ": loss ", history.front().loss,

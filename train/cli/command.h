@@ -19,6 +19,7 @@ int run_bench(const Args& args);
 int run_train(const Args& args);
 int run_tokenizer(const Args& args);
 int run_data(const Args& args);
+int run_generate(const Args& args);
 
 // Parses args (args[0] is the command name) and prints help and returns true when --help was given.
 cxxopts::ParseResult parse_args(cxxopts::Options& options, const Args& args, bool& wants_help);

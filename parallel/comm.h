@@ -1,0 +1,42 @@
+// The communication vocabulary of parallel/: a process group handle and blocking collectives.
+// LibTorch 1.13 calls a backend (Gloo, NCCL) a c10d::ProcessGroup; 2.x calls it c10d::Backend and
+// wraps it. Both expose the same collectives, so k2forge holds the backend and names it `Group`.
+// Legend: R rows exchanged, D hidden.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/types.h>
+
+#include "base/torch_compat.h"
+
+#if K2F_TORCH_AT_LEAST(2, 0)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#endif
+
+namespace k2f::parallel {
+
+#if K2F_TORCH_AT_LEAST(2, 0)
+using GroupBase = c10d::Backend;
+#else
+using GroupBase = c10d::ProcessGroup;
+#endif
+using Group = c10::intrusive_ptr<GroupBase>;  // null: this rank is not a member
+
+// Rows [R_in, ...] split over the group's ranks by `send_rows[r]`; returns the rows received,
+// `recv_rows[r]` from each rank r, in rank order. Any dtype (sent as bytes); no autograd.
+torch::Tensor all_to_all_rows(const Group& group, const torch::Tensor& input, const std::vector<int64_t>& send_rows,
+                              const std::vector<int64_t>& recv_rows);
+
+// In-place sum over the group; blocks until done.
+void all_reduce_sum(const Group& group, torch::Tensor& tensor);
+
+// In-place element-wise maximum over the group; blocks until done.
+void all_reduce_max(const Group& group, torch::Tensor& tensor);
+
+// Every rank's `tensor` (same shape and dtype on all), in group-rank order; blocks until done.
+std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& tensor);
+
+}  // namespace k2f::parallel

@@ -1,0 +1,177 @@
+// `k2forge generate`: sampling with the MLA latent KV cache from an HF directory or a training
+// checkpoint. One prompt streams its text to stdout token by token; a batch of token-id prompts
+// prints each row when all are done. --out writes the ids and both log-probs of every sampled
+// token (the model's and the sampling distribution's) as JSON, for RL and for checking.
+// Prompts are built by build_prompts() alone, so other prompt sources slot in beside --prompt.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "base/error.h"
+#include "base/json_io.h"
+#include "data/tokenizer.h"
+#include "model/kv_cache.h"
+#include "model/sampler.h"
+#include "train/cli/command.h"
+#include "train/model_loading.h"
+
+namespace k2f::cli {
+namespace {
+
+// A JSON file holding one prompt ([ids]) or several ([[ids], ...]).
+std::vector<std::vector<int64_t>> read_prompt_ids(const std::string& path) {
+  const Json json = read_json_file(path);
+  check(json.is_array() && !json.empty(), path, ": expected a JSON array of token ids or of token-id arrays");
+  const bool one_prompt = !json[0].is_array();
+  std::vector<std::vector<int64_t>> prompts;
+  for (size_t i = 0; i < (one_prompt ? 1 : json.size()); ++i) {
+    const Json& row = one_prompt ? json : json[i];
+    check(row.is_array(), path, ": row ", i, " must be an array of token ids, got ", row.dump());
+    std::vector<int64_t> ids;
+    for (size_t t = 0; t < row.size(); ++t) {
+      check(row[t].is_number_integer(), path, ": row ", i, ", position ", t, ": expected an integer token id, got ",
+            row[t].dump());
+      ids.push_back(row[t].get<int64_t>());
+    }
+    prompts.push_back(std::move(ids));
+  }
+  return prompts;
+}
+
+// The prompts to continue: plain text encoded as ordinary text (no BOS, as text documents are
+// tokenised for training), or token ids from a file. Ids outside the model's vocabulary are
+// refused by model::generate with the row and the id.
+std::vector<std::vector<int64_t>> build_prompts(const cxxopts::ParseResult& parsed, const data::Tokenizer& tokenizer) {
+  check(parsed.count("prompt") + parsed.count("tokens-json") == 1, "give exactly one of --prompt TEXT or --tokens-json FILE");
+  if (parsed.count("tokens-json")) return read_prompt_ids(parsed["tokens-json"].as<std::string>());
+  const auto ids = tokenizer.encode(parsed["prompt"].as<std::string>());
+  check(!ids.empty(), "--prompt is empty");
+  return {std::vector<int64_t>(ids.begin(), ids.end())};
+}
+
+// The text of one token; ids the tokenizer lacks (a model vocabulary larger than the
+// tokenizer's) are shown by number.
+std::string token_text(const data::Tokenizer& tokenizer, int64_t id) {
+  if (id < 0 || id >= tokenizer.vocab_size()) return "<|id " + std::to_string(id) + "|>";
+  return tokenizer.decode({static_cast<int32_t>(id)});
+}
+
+std::string tokenizer_dir(const cxxopts::ParseResult& parsed, const std::string& model_dir) {
+  if (parsed.count("tokenizer")) return parsed["tokenizer"].as<std::string>();
+  check(std::filesystem::exists(std::filesystem::path(model_dir) / "tiktoken.model"),
+        "missing --tokenizer (", model_dir, " holds no tiktoken.model; see k2forge generate --help)");
+  return model_dir;
+}
+
+// Model and tokenizer eos, the tokenizer's end-of-turn token, and any --stop-id.
+std::vector<int64_t> stop_ids(const cxxopts::ParseResult& parsed, const data::Tokenizer& tokenizer,
+                              const model::ModelConfig& config) {
+  std::vector<int64_t> ids = {config.eos_token_id, tokenizer.eos_id()};
+  if (tokenizer.special_id("<|im_end|>") >= 0) ids.push_back(tokenizer.special_id("<|im_end|>"));
+  if (parsed.count("stop-id")) {
+    for (const int64_t id : parsed["stop-id"].as<std::vector<int64_t>>()) ids.push_back(id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+int run_generate(const Args& args) {
+  cxxopts::Options options("k2forge generate", "Sample continuations with the MLA latent KV cache");
+  options.add_options()("model", "HF model directory (bf16, FP8-block or INT4: W4A16) or training checkpoint", cxxopts::value<std::string>())(
+      "prompt", "prompt text (encoded with --tokenizer)", cxxopts::value<std::string>())(
+      "tokens-json", "or: JSON file of prompt token ids, [ids] or [[ids], ...] (a batch)", cxxopts::value<std::string>())(
+      "tokenizer", "tokenizer directory (default: the model directory if it holds one)", cxxopts::value<std::string>())(
+      "max-new-tokens", "tokens to generate per row at most", cxxopts::value<int64_t>()->default_value("256"))(
+      "temperature", "0: greedy", cxxopts::value<double>()->default_value("1.0"))(
+      "top-p", "nucleus mass kept (1: off)", cxxopts::value<double>()->default_value("1.0"))(
+      "top-k", "most likely tokens kept (0: off)", cxxopts::value<int64_t>()->default_value("0"))(
+      "seed", "sampling seed (same seed, same prompts: same tokens)", cxxopts::value<uint64_t>()->default_value("0"))(
+      "stop-id", "extra stop token id (repeatable; eos and <|im_end|> always stop)", cxxopts::value<std::vector<int64_t>>())(
+      "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"))(
+      "dequantize", "INT4 directories: dequantise the packed weights instead of the W4A16 kernel")(
+      "attention", "absorbed (fast) or expanded (reference) latent attention",
+      cxxopts::value<std::string>()->default_value("absorbed"))(
+      "out", "also write JSON: per row prompt, tokens, text, model/sampling log-probs, finish reason",
+      cxxopts::value<std::string>());
+  bool help = false;
+  const auto parsed = parse_args(options, args, help);
+  if (help) return 0;
+  const std::string model_dir = required_option(parsed, "model", "generate");
+  model::GenerationOptions generation;
+  generation.sampling.temperature = parsed["temperature"].as<double>();
+  generation.sampling.top_p = parsed["top-p"].as<double>();
+  generation.sampling.top_k = parsed["top-k"].as<int64_t>();
+  generation.max_new_tokens = parsed["max-new-tokens"].as<int64_t>();
+  generation.seed = parsed["seed"].as<uint64_t>();
+  const std::string attention = parsed["attention"].as<std::string>();
+  check(attention == "absorbed" || attention == "expanded", "--attention \"", attention, "\": expected absorbed or expanded");
+  generation.attention = attention == "absorbed" ? model::LatentAttention::kAbsorbed : model::LatentAttention::kExpanded;
+  const auto dtype = model::parse_compute_dtype(parsed["dtype"].as<std::string>(), "--dtype");
+  // Option errors before the model loads, in the options' own names.
+  check(generation.sampling.temperature >= 0, "--temperature (", generation.sampling.temperature, ") must be >= 0");
+  check(generation.sampling.top_p > 0 && generation.sampling.top_p <= 1, "--top-p (", generation.sampling.top_p,
+        ") must be in (0, 1]");
+  check(generation.sampling.top_k >= 0, "--top-k (", generation.sampling.top_k, ") must be >= 0");
+  check(generation.max_new_tokens > 0, "--max-new-tokens (", generation.max_new_tokens, ") must be positive");
+
+  const auto tokenizer = data::Tokenizer::load(tokenizer_dir(parsed, model_dir));
+  const auto prompts = build_prompts(parsed, tokenizer);
+  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0});
+  const auto& config = lm->model->config;
+  check(tokenizer.vocab_size() <= config.vocab_size, "tokenizer vocabulary of ", tokenizer.vocab_size(),
+        " tokens does not fit the model's vocab_size ", config.vocab_size);
+  lm->compute_dtype = dtype;
+  lm->eval();
+  generation.stop_token_ids = stop_ids(parsed, tokenizer, config);
+
+  const bool stream = prompts.size() == 1;
+  const auto& stops = generation.stop_token_ids;
+  const auto start = std::chrono::steady_clock::now();
+  const auto rows = model::generate(lm, prompts, generation, [&](const std::vector<int64_t>& tokens_B) {
+    const int64_t id = tokens_B[0];
+    if (!stream || id < 0 || std::find(stops.begin(), stops.end(), id) != stops.end()) return;
+    std::cout << token_text(tokenizer, id) << std::flush;
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  Json report_rows = Json::array();
+  int64_t generated = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::string text;
+    for (const int64_t id : rows[r].tokens) {
+      if (std::find(stops.begin(), stops.end(), id) == stops.end()) text += token_text(tokenizer, id);
+    }
+    generated += static_cast<int64_t>(rows[r].tokens.size());
+    if (stream) {
+      std::cout << "\n";
+    } else {
+      std::cout << "=== row " << r << " (" << model::finish_reason_name(rows[r].finish) << ") ===\n" << text << "\n";
+    }
+    report_rows.push_back({{"prompt", prompts[r]},
+                           {"tokens", rows[r].tokens},
+                           {"text", text},
+                           {"model_logprobs", rows[r].model_logprobs},
+                           {"sampling_logprobs", rows[r].sampling_logprobs},
+                           {"finish_reason", model::finish_reason_name(rows[r].finish)}});
+  }
+  const model::KvCache probe(config, 1, 1, dtype);
+  std::cerr << "k2forge generate: " << rows.size() << " rows, " << generated << " tokens in " << seconds << " s ("
+            << generated / seconds << " tokens/s); latent cache " << probe.bytes_per_token_per_layer()
+            << " bytes per token per layer\n";
+  if (parsed.count("out")) {
+    const Json report = {{"model", model_dir},
+                         {"seed", generation.seed},
+                         {"temperature", generation.sampling.temperature},
+                         {"top_p", generation.sampling.top_p},
+                         {"top_k", generation.sampling.top_k},
+                         {"dtype", parsed["dtype"].as<std::string>()},
+                         {"rows", report_rows}};
+    write_text_file_atomic(parsed["out"].as<std::string>(),
+                           report.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace k2f::cli

@@ -1,0 +1,72 @@
+// What the trainer needs from parallel/: this rank's place in a data/expert-parallel layout, its
+// process groups, and the few reductions of a training step beyond the gradient sync (token
+// counts, loss sums, expert loads, QK maxima, the gradient norm, checkpoint gathering). One process
+// holds no context and every reduction is the identity, so single-process training runs exactly
+// the arithmetic it ran before parallelism existed.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/kimi_model.h"
+#include "parallel/bootstrap.h"
+#include "parallel/process_groups.h"
+
+namespace k2f::train {
+
+using NamedTensorList = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// The ranks started by the launcher (mpirun, torchrun, Slurm) joined into a world, or null when
+// this is the only process: then no store is created and no port is opened.
+std::shared_ptr<parallel::DistributedContext> join_launched_ranks(double timeout_s);
+
+class ParallelRuntime {
+ public:
+  // `context` null: one process. `layout` must be resolved (dp > 0) and valid for the world.
+  ParallelRuntime(std::shared_ptr<parallel::DistributedContext> context, const parallel::ParallelLayout& layout);
+
+  bool distributed() const { return context_ != nullptr; }
+  int rank() const { return context_ ? context_->rank() : 0; }
+  int world_size() const { return context_ ? context_->world_size() : 1; }
+  bool is_main() const { return rank() == 0; }
+  const parallel::ParallelLayout& layout() const { return layout_; }
+  const parallel::MeshCoord& coord() const { return groups_.coord; }
+  const parallel::ProcessGroups& groups() const { return groups_; }
+
+  // Runs `body` on every rank; if it throws on any, every rank throws that rank's message.
+  void on_all_ranks(const std::function<void()>& body) const;
+  // Creates the dp / ep / expert-dp groups (collective over the world); a no-op in one process.
+  void create_groups();
+
+  // The routed experts this rank holds, and the dispatcher that reaches the others (null: local).
+  model::ExpertSlice expert_slice(const model::ModelConfig& config) const;
+  void install_expert_dispatcher(model::KimiForCausalLM& model) const;
+
+  // Sums over the data-parallel group (identity in one process).
+  std::vector<double> sum_over_dp(std::vector<double> values) const;
+  void sum_over_dp(std::vector<torch::Tensor>& tensors) const;
+  // Element-wise maximum over the data-parallel group (identity in one process).
+  void max_over_dp(torch::Tensor& tensor) const;
+  // Gradients summed over dp (dense) and over the expert-data-parallel group (routed experts).
+  void sync_gradients(const NamedTensorList& parameters) const;
+  // The L2 norm of all gradients of the whole model: dense ones are replicated after the sync,
+  // routed experts' are spread over the ep group.
+  double global_grad_norm(const NamedTensorList& parameters) const;
+
+  // The full model's tensors from this rank's, for a checkpoint: routed-expert entries are gathered
+  // over the ep group and named by their global expert ids, in expert order. Collective over the
+  // ep group; meaningful on ranks with expert_replica 0 (the others hold copies and skip it).
+  NamedTensorList gather_routed_experts(const NamedTensorList& local, int64_t n_routed_experts) const;
+  // True where this rank takes part in writing checkpoints (it holds the first copy of its experts).
+  bool writes_checkpoint_experts() const { return coord().expert_replica == 0; }
+
+ private:
+  std::shared_ptr<parallel::DistributedContext> context_;
+  parallel::ParallelLayout layout_;
+  parallel::ProcessGroups groups_;
+};
+
+}  // namespace k2f::train
