@@ -12,6 +12,7 @@ out=runs/qat_experiment
 store=runs/data/python_docs_train.h5
 pretrained=runs/quickstart/step-000200
 heldout=assets/corpus/python_docs_heldout.jsonl
+group=${K2F_QAT_GROUP_SIZE:-32}  # INT4 group size of the experiment (coarser groups: a larger rounding gap)
 
 if [ ! -f "$store" ]; then
   mkdir -p "$(dirname "$store")"
@@ -30,25 +31,26 @@ nll() {
 }
 
 "$k2forge" export --checkpoint "$pretrained" --out "$out/bf16" --format hf-bf16
-"$k2forge" export --checkpoint "$pretrained" --out "$out/rounded-int4" --format hf-int4
+"$k2forge" export --checkpoint "$pretrained" --out "$out/rounded-int4" --format hf-int4 --group-size "$group"
 bf16=$(nll "$out/bf16")
 rounded=$(nll "$out/rounded-int4")
 
 for qat in true false; do
   "$k2forge" train --recipe recipes/tiny_qat_int4.toml --set "train.run_dir=$out/run-qat-$qat" \
-    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" >/dev/null 2>&1
-  "$k2forge" export --checkpoint "$out/run-qat-$qat/$(cat "$out/run-qat-$qat/latest")" --out "$out/int4-qat-$qat" --format hf-int4
+    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" --set "quant.group_size=$group" >/dev/null 2>&1
+  "$k2forge" export --checkpoint "$out/run-qat-$qat/$(cat "$out/run-qat-$qat/latest")" --out "$out/int4-qat-$qat" --format hf-int4 --group-size "$group"
 done
 qat_int4=$(nll "$out/int4-qat-true")
 qat_int4_dequantized=$(nll "$out/int4-qat-true" --dequantize)
 control_int4=$(nll "$out/int4-qat-false")
 qat_checkpoint=$(nll "$out/run-qat-true/$(cat "$out/run-qat-true/latest")")
 
-/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" <<'PY'
+/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" "$group" <<'PY'
 import json, sys
-bf16, rounded, qat, qat_deq, control, qat_ckpt = map(float, sys.argv[1:])
+bf16, rounded, qat, qat_deq, control, qat_ckpt = map(float, sys.argv[1:7])
 gap = rounded - bf16
 print(json.dumps({
+    "group_size": int(sys.argv[7]),
     "heldout_nll": {"bf16": bf16, "int4_rounded_no_qat": rounded, "int4_after_qat": qat,
                     "int4_after_qat_dequantized": qat_deq, "qat_checkpoint_fake_quant": qat_ckpt,
                     "control_finetuned_without_qat_then_rounded": control},
