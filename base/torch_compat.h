@@ -17,6 +17,14 @@
 #define K2F_HAS_FLOAT8 0
 #endif
 
+// One grouped GEMM for all the experts of a layer (CUDA, bf16) from 2.8: at::_grouped_mm.
+#if K2F_TORCH_AT_LEAST(2, 8)
+#define K2F_HAS_GROUPED_MM 1
+#include <ATen/ops/_grouped_mm.h>
+#else
+#define K2F_HAS_GROUPED_MM 0
+#endif
+
 namespace k2f::compat {
 
 inline const char* torch_version() { return TORCH_VERSION; }

@@ -317,4 +317,21 @@ std::vector<int32_t> ChatTemplate::render_generation_prompt(const ChatConversati
   return std::move(out.out.tokens);
 }
 
+std::vector<int32_t> ChatTemplate::render_tool_results(const std::vector<ChatMessage>& tool_messages) const {
+  Writer out(*tokenizer_);
+  out.special(ids_.im_end, 0);
+  for (const auto& m : tool_messages) {
+    check(m.role == ChatRole::tool, "render_tool_results: expected tool messages only");
+    out.special(ids_.im_system, 0);
+    out.text(m.header, 0);
+    out.special(ids_.im_middle, 0);
+    out.text("## Return of " + m.tool_call_id + "\n" + m.content, 0);
+    out.special(ids_.im_end, 0);
+  }
+  out.special(ids_.im_assistant, 0);
+  out.text("assistant", 0);
+  out.special(ids_.im_middle, 0);
+  return std::move(out.out.tokens);
+}
+
 }  // namespace k2f::data

@@ -111,6 +111,12 @@ class ChatTemplate {
   // open_think), from which the model generates its next message.
   std::vector<int32_t> render_generation_prompt(const ChatConversation& chat, bool open_think = false) const;
 
+  // Resumes a generation paused after `<|tool_calls_section_end|>`: the assistant's closing
+  // <|im_end|>, each tool message (role tool, rendered as in a conversation) and the next
+  // `<|im_assistant|>assistant<|im_middle|>`. Appended to the paused tokens this equals the
+  // generation prompt of the conversation that ends with those tool messages.
+  std::vector<int32_t> render_tool_results(const std::vector<ChatMessage>& tool_messages) const;
+
   RenderedChat render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools = nullptr) const {
     return render(parse_chat(messages, tools));
   }

@@ -1,6 +1,7 @@
 #include "model/experts.h"
 
 #include "base/error.h"
+#include "base/torch_compat.h"
 
 namespace k2f::model {
 
@@ -13,8 +14,40 @@ RoutedExpertsImpl::RoutedExpertsImpl(int64_t hidden_size, int64_t expert_interme
   }
 }
 
+bool RoutedExpertsImpl::runs_grouped_gemm(const torch::Tensor& x) const {
+  if (!K2F_HAS_GROUPED_MM || !use_grouped_gemm || !x.is_cuda() || x.scalar_type() != torch::kBFloat16) return false;
+  for (const auto& e : experts_)
+    if (e->gate_proj->kernel || e->up_proj->kernel || e->down_proj->kernel) return false;
+  return !experts_.empty();
+}
+
+torch::Tensor RoutedExpertsImpl::forward_sorted_grouped_gemm(const torch::Tensor& x_sorted_MD,
+                                                             const std::vector<int64_t>& count_per_local) const {
+#if K2F_HAS_GROUPED_MM
+  const auto dtype = x_sorted_MD.scalar_type();
+  // [G, in, out] views of the bf16 copies of each expert's [out, in] weight (column-major per group).
+  const auto stacked = [&](const Linear MLPImpl::*which) {
+    std::vector<torch::Tensor> weights;
+    for (const auto& e : experts_) weights.push_back(((*e).*which)->weight.to(dtype));
+    return torch::stack(weights).transpose(1, 2);
+  };
+  std::vector<int32_t> ends;
+  int64_t end = 0;
+  for (const int64_t count : count_per_local) ends.push_back(static_cast<int32_t>(end += count));
+  const auto ends_G = torch::tensor(ends, torch::kInt32).to(x_sorted_MD.device());
+  const auto gate_MI = at::_grouped_mm(x_sorted_MD, stacked(&MLPImpl::gate_proj), ends_G);
+  const auto up_MI = at::_grouped_mm(x_sorted_MD, stacked(&MLPImpl::up_proj), ends_G);
+  return at::_grouped_mm(torch::silu(gate_MI) * up_MI, stacked(&MLPImpl::down_proj), ends_G);
+#else
+  (void)count_per_local;
+  return x_sorted_MD;
+#endif
+}
+
 torch::Tensor RoutedExpertsImpl::forward_sorted(const torch::Tensor& x_sorted_MD,
                                                 const std::vector<int64_t>& count_per_local) const {
+  if (x_sorted_MD.size(0) > 0 && runs_grouped_gemm(x_sorted_MD))
+    return forward_sorted_grouped_gemm(x_sorted_MD, count_per_local);
   std::vector<torch::Tensor> blocks;
   int64_t offset = 0;
   for (size_t e = 0; e < count_per_local.size(); ++e) {

@@ -29,11 +29,19 @@ class RoutedExpertsImpl : public torch::nn::Module {
   // to local expert e. The building block of the grouped and expert-parallel paths.
   torch::Tensor forward_sorted(const torch::Tensor& x_sorted_MD, const std::vector<int64_t>& count_per_local) const;
 
+  // On a CUDA LibTorch that has a grouped GEMM (2.8+), bf16 activations on a GPU and plain
+  // experts (no QAT or packed kernel) run as three grouped GEMMs instead of one GEMM per expert.
+  bool use_grouped_gemm = true;
+  bool runs_grouped_gemm(const torch::Tensor& x) const;
+
   int64_t first_expert() const { return first_expert_; }
   int64_t num_local() const { return static_cast<int64_t>(experts_.size()); }
   const MLP& expert(int64_t global_id) const { return experts_.at(global_id - first_expert_); }
 
  private:
+  torch::Tensor forward_sorted_grouped_gemm(const torch::Tensor& x_sorted_MD,
+                                           const std::vector<int64_t>& count_per_local) const;
+
   int64_t first_expert_;
   std::vector<MLP> experts_;
 };

@@ -26,6 +26,24 @@ struct ParameterCounts {
 
 ParameterCounts count_parameters(const ModelConfig& config);
 
+// Decoder layer `layer` alone: its two norms, attention, and dense MLP or MoE (router, routed and
+// shared experts). count_parameters = embedding + head + final norm + the sum of these.
+ParameterCounts layer_parameters(const ModelConfig& config, int64_t layer);
+
+// Matmul FLOPs per token of a forward pass (a multiply-add counts 2): `weights` for the products
+// with weight matrices a token uses (attention projections, its MLP or router + top-k routed +
+// shared experts), `attention` for QK^T and PV when each query attends to `attended_keys` keys
+// ((seq_len + 1) / 2 under a causal mask: the useful work; seq_len: the full square an
+// implementation without causal skipping computes).
+struct ForwardFlops {
+  double weights = 0;
+  double attention = 0;
+  double total() const { return weights + attention; }
+};
+ForwardFlops layer_forward_flops(const ModelConfig& config, int64_t layer, double attended_keys);
+// lm_head only (the embedding is a lookup).
+double head_forward_flops(const ModelConfig& config);
+
 // Forward FLOPs per token at context `seq_len`: 2 x (active matmul weights, lm_head included,
 // embedding lookup excluded) + causal attention (QK^T and PV over (seq_len+1)/2 keys on average).
 // Training (forward + backward) is 3x this.

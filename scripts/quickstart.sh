@@ -2,7 +2,10 @@
 # The main job on embedded defaults, end to end: installs what is missing, builds k2forge,
 # tokenises the embedded corpus (assets/) into an HDF5 store, pretrains a tiny Kimi-K2-architecture
 # model with MuonClip (recipes/tiny_pretrain.toml), is interrupted half way and resumes, exports
-# the result as an HF directory, and scores held-out text with it.
+# the result as an HF directory, and scores held-out text with it. Then the thinking model:
+# synthetic reasoning conversations with calculator tool calls (k2forge data synth-think), SFT
+# from the pretrained checkpoint (recipes/tiny_think_sft.toml), and RL with tool calls
+# (recipes/tiny_think_rl.toml), printing held-out accuracy after SFT and after RL.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,9 +14,13 @@ cd "$root"
 k2forge="${K2F_BUILD_DIR:-$root/build}/bin/k2forge"
 
 run_dir="runs/quickstart"
+sft_dir="runs/quickstart_sft"
+rl_dir="runs/quickstart_rl"
 store="runs/data/python_docs_train.h5"
-echo "== quickstart: fresh run directory $run_dir"
-rm -rf "$run_dir"
+think_jsonl="runs/data/think_sft.jsonl"
+think_store="runs/data/think_sft.h5"
+echo "== quickstart: fresh run directories $run_dir $sft_dir $rl_dir"
+rm -rf "$run_dir" "$sft_dir" "$rl_dir"
 
 echo "== 1. count the real Kimi-K2 configuration (by formula)"
 "$k2forge" inspect --hf-config recipes/kimi_k2_config.json
@@ -38,4 +45,17 @@ latest=$(cat "$run_dir/latest")
 echo "== 6. score held-out text (assets/corpus/python_docs_heldout.jsonl)"
 "$k2forge" score --model "$run_dir/hf" --text assets/corpus/python_docs_heldout.jsonl --tokenizer assets/tokenizer \
   --out "$run_dir/heldout_scores.json"
-echo "== done: checkpoints, metrics.jsonl, tensorboard/ and hf/ in $run_dir"
+echo "== 7. synthetic thinking conversations with calculator tool calls, as a chat store"
+if [ ! -f "$think_store" ]; then
+  "$k2forge" data synth-think --out "$think_jsonl" --count 2000 --seed 0 --tool-fraction 0.5
+  "$k2forge" data build --input "$think_jsonl" --tokenizer assets/tokenizer --out "$think_store" --kind chat
+fi
+
+echo "== 8. thinking SFT from the pretrained checkpoint (recipes/tiny_think_sft.toml)"
+"$k2forge" train --recipe recipes/tiny_think_sft.toml --set "train.init_from=$run_dir/$latest" \
+  --set "train.run_dir=$sft_dir" --set "data.paths=$think_store"
+
+echo "== 9. RL with tool calls (recipes/tiny_think_rl.toml): held-out accuracy after SFT and after RL"
+"$k2forge" rl --recipe recipes/tiny_think_rl.toml --set "train.init_from=$sft_dir" --set "train.run_dir=$rl_dir"
+python3 -c "import json,sys; e=json.load(open(sys.argv[1])); print('held-out accuracy after SFT: %.3f, after RL: %.3f' % (e['before']['accuracy'], e['after']['accuracy']))" "$rl_dir/eval.json"
+echo "== done: checkpoints, metrics.jsonl, tensorboard/ and hf/ in $run_dir; SFT in $sft_dir; RL in $rl_dir (eval.json)"

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +70,42 @@ void expect_error(Body&& body, std::initializer_list<std::string> fragments) {
       EXPECT_NE(message.find(fragment), std::string::npos) << "message \"" << message << "\" lacks \"" << fragment << "\"";
     }
   }
+}
+
+// `command` as a child process (exec'd by sh, so signals sent to the pid reach the program itself),
+// its stdout and stderr to `log`.
+inline pid_t spawn_command(const std::string& command, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string line = "exec " + command + " > " + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// The child's exit code (128 + N when a signal N killed it); -1 after `seconds` (it is then killed).
+inline int wait_for_exit(pid_t pid, int seconds) {
+  for (int waited_ms = 0; waited_ms < seconds * 1000; waited_ms += 10) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ::usleep(10000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Waits until `<run_dir>/metrics.jsonl` has `steps` lines; false after `seconds`.
+inline bool wait_for_logged_steps(const std::string& run_dir, size_t steps, int seconds = 120) {
+  for (int waited_ms = 0; waited_ms < seconds * 1000; waited_ms += 10) {
+    std::ifstream in(run_dir + "/metrics.jsonl");
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    if (lines >= steps) return true;
+    ::usleep(10000);
+  }
+  return false;
 }
 
 }  // namespace k2f::testing

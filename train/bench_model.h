@@ -3,6 +3,8 @@
 // same run, so the figures are ratios inside one run rather than absolute claims.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include "base/json_io.h"
 #include "train/recipe.h"
 
@@ -15,7 +17,8 @@ struct ModelBenchOptions {
 
 Json bench_model(const Recipe& recipe, const ModelBenchOptions& options);
 
-// bf16 GEMM rate of this machine in FLOP/s ([4096,1024] x [1024,1024], best of several).
-double measure_bf16_gemm_flops();
+// bf16 GEMM rate of `device` in FLOP/s, best of several ([4096,1024] x [1024,1024] on the CPU,
+// 8192^3 on a GPU).
+double measure_bf16_gemm_flops(const c10::Device& device = c10::kCPU);
 
 }  // namespace k2f::train

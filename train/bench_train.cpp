@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <random>
 
+#include "base/device.h"
 #include "base/log.h"
 #include "data/token_store_writer.h"
+#include "model/param_count.h"
 #include "train/bench_model.h"
 #include "train/trainer.h"
 
@@ -51,7 +53,8 @@ Json bench_train(const Recipe& recipe, const TrainBenchOptions& bench) {
     options.schedule.warmup_steps = 0;
     options.schedule.decay_steps = 0;
     options.tensorboard = false;
-    const double gemm_flops = measure_bf16_gemm_flops();
+    const auto device = parse_device(options.device, "train.device");
+    const double gemm_flops = measure_bf16_gemm_flops(device);
     options.peak_flops = gemm_flops;
     Trainer trainer(options, TrainerRunOptions{});
     trainer.train_step(0);  // warm-up
@@ -71,6 +74,9 @@ Json bench_train(const Recipe& recipe, const TrainBenchOptions& bench) {
     }
     report = {{"benchmark", "train"},
               {"recipe", recipe.source()},
+              {"device", device.str()},
+              {"parameters", model::count_parameters(options.model).total()},
+              {"active_parameters", model::count_parameters(options.model).active()},
               {"threads", at::get_num_threads()},
               {"dtype", recipe.get_string("train.dtype")},
               {"optimizer", options.optimizer.name},
@@ -80,6 +86,9 @@ Json bench_train(const Recipe& recipe, const TrainBenchOptions& bench) {
               {"steps", bench.steps},
               {"seconds_per_step", seconds / bench.steps},
               {"tokens_per_s", tokens_per_s},
+              // forward + backward alone: what an eager framework's training step without the optimizer does
+              {"forward_backward_tokens_per_s",
+               static_cast<double>(options.global_batch_size * options.seq_len * bench.steps) / (forward + backward)},
               {"model_gflops", flops / 1e9},
               {"gemm_bf16_gflops", gemm_flops / 1e9},
               {"mfu", mfu},

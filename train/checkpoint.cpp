@@ -65,10 +65,14 @@ std::string CheckpointManager::save(int64_t step, const NamedTensors& model_stat
     write_text_file_atomic((temporary / "meta.json").string(), meta.dump(2) + "\n");
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it whole
     fs::rename(temporary, final_dir);
-  } catch (...) {
+  } catch (const std::exception& e) {
+    // Disk full, a permission or quota problem: nothing of this step stays, the older ones are untouched.
     std::error_code ignored;
     fs::remove_all(temporary, ignored);
-    throw;
+    const auto previous = steps();
+    fail("checkpoint ", step_dir_name(step), " in ", run_dir_, " could not be written (", e.what(), "); ",
+         previous.empty() ? std::string("no earlier checkpoint exists")
+                          : "the previous checkpoint " + step_dir_name(previous.back()) + " is intact and a rerun resumes from it");
   }
   write_text_file_atomic((fs::path(run_dir_) / "latest").string(), step_dir_name(step) + "\n");
   auto present = steps();

@@ -57,6 +57,8 @@ Json StepMetrics::to_json() const {
           {"expert_imbalance", expert_imbalance},
           {"max_expert_imbalance", max_of(expert_imbalance)},
           {"tokens_seen", tokens_seen},
+          {"skipped", skipped},
+          {"skipped_steps", skipped_steps},
           {"rss_bytes", rss_bytes},
           {"seconds", seconds},
           {"time_split", {{"forward", forward_seconds}, {"backward", backward_seconds},

@@ -30,6 +30,10 @@ struct StepMetrics {
   // Under QAT: sum|w - fq(w)| / sum|w| of each layer's quantised weights ("layer.<i>", error).
   std::vector<std::pair<std::string, double>> quant_error;
   int64_t tokens_seen = 0;
+  // A non-finite loss or gradient norm: no update was applied (weights, optimizer state, router
+  // biases unchanged); `skipped_steps` counts them over the run.
+  bool skipped = false;
+  int64_t skipped_steps = 0;
   int64_t rss_bytes = 0;
   double seconds = 0;  // wall time of the step
   double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0, data_seconds = 0;

@@ -32,6 +32,8 @@ class ParallelRuntime {
   int rank() const { return context_ ? context_->rank() : 0; }
   int world_size() const { return context_ ? context_->world_size() : 1; }
   bool is_main() const { return rank() == 0; }
+  // This rank's index among the ranks of its host (picks its GPU).
+  int local_rank() const { return context_ ? context_->env.local_rank : 0; }
   const parallel::ParallelLayout& layout() const { return layout_; }
   const parallel::MeshCoord& coord() const { return groups_.coord; }
   const parallel::ProcessGroups& groups() const { return groups_; }

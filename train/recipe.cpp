@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "model/kimi_model.h"
 #include "quant/qat_targets.h"
+#include "train/rl/rl_options.h"
 
 namespace k2f::train {
 namespace {
@@ -67,6 +68,8 @@ std::vector<KeySpec> train_keys() {
       {"train.run_dir", KeyType::String, "runs/default", "directory for checkpoints, metrics, resolved recipe"},
       {"train.seed", KeyType::Int, 1234, "seed of initialisation and data order"},
       {"train.dtype", KeyType::String, "bf16", "compute dtype: bf16 (fp32 masters) or fp32"},
+      {"train.device", KeyType::String, "cpu",
+       "cpu, cuda or cuda:N (under mpirun, cuda means the GPU of the local rank)"},
       {"train.steps", KeyType::Int, 100, "optimizer steps"},
       {"train.seq_len", KeyType::Int, 512, "tokens per sequence"},
       {"train.global_batch_size", KeyType::Int, 8, "sequences per optimizer step, over all ranks"},
@@ -76,6 +79,8 @@ std::vector<KeySpec> train_keys() {
       {"train.init_from", KeyType::String, "", "HF directory or checkpoint directory to start from (\"\": seed)"},
       {"train.router_dtype", KeyType::String, "fp32",
        "router logits and scores: fp32, or fp64 (no top-k tie can flip between parallel layouts)"},
+      {"train.max_bad_steps", KeyType::Int, 5,
+       "consecutive steps with a non-finite loss or gradient (each skipped) before the run stops"},
       {"optim.name", KeyType::String, "muonclip", "muonclip or adamw"},
       {"optim.lr", KeyType::Float, 2e-4, "peak learning rate"},
       {"optim.weight_decay", KeyType::Float, 0.1, "decoupled weight decay"},
@@ -115,8 +120,20 @@ std::vector<KeySpec> train_keys() {
       {"parallel.schedule", KeyType::String, "1f1b", "pipeline schedule: gpipe, 1f1b or interleaved"},
       {"parallel.zero1", KeyType::Bool, false, "shard optimizer state over dp (this build: false)"},
       {"parallel.timeout_s", KeyType::Float, 300.0, "timeout of the rendezvous and of every collective"},
+      {"debug.nan_at_step", KeyType::Int, 0, "tests only: make the loss NaN from this 1-based step (0: never)"},
+      {"debug.nan_steps", KeyType::Int, 1, "tests only: for this many consecutive steps"},
       {"log.tensorboard", KeyType::Bool, true, "write TensorBoard event files"},
       {"log.peak_tflops", KeyType::Float, 0.0, "peak for MFU (0: measure the bf16 GEMM rate at start)"},
+      // [cluster]: the machines `k2forge plan` (and the plan check of `k2forge train`) sizes the
+      // run for; a recipe without any cluster key has no plan check. 0 / "": the preset's value.
+      {"cluster.preset", KeyType::String, "", "h800, h100, h200 or b200 (\"\": give every value below)"},
+      {"cluster.gpus_per_node", KeyType::Int, 0, "GPUs per node"},
+      {"cluster.nodes", KeyType::Int, 0, "nodes"},
+      {"cluster.memory_gib", KeyType::Float, 0.0, "memory per GPU, GiB"},
+      {"cluster.bf16_tflops", KeyType::Float, 0.0, "dense bf16 peak per GPU, TFLOP/s"},
+      {"cluster.intra_node_gbps", KeyType::Float, 0.0, "GPU-to-GPU bandwidth inside a node, per GPU and direction, Gbit/s"},
+      {"cluster.inter_node_gbps", KeyType::Float, 0.0, "network bandwidth between nodes, per GPU and direction, Gbit/s"},
+      {"cluster.gemm_efficiency", KeyType::Float, 0.0, "fraction of the bf16 peak the model's matmuls reach"},
   };
 }
 
@@ -282,6 +299,7 @@ const std::vector<KeySpec>& recipe_schema() {
   static const std::vector<KeySpec> schema = [] {
     std::vector<KeySpec> all = model_keys();
     for (auto& spec : train_keys()) all.push_back(spec);
+    for (auto& spec : rl::rl_recipe_keys()) all.push_back(spec);  // [rl]: train/rl/rl_options.cpp
     return all;
   }();
   return schema;

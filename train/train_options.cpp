@@ -1,5 +1,6 @@
 #include "train/train_options.h"
 
+#include "base/device.h"
 #include "base/error.h"
 #include "model/kimi_model.h"
 
@@ -33,7 +34,14 @@ void validate_layout(const TrainOptions& o, int64_t world_size) {
 void TrainOptions::validate(int64_t world_size) const {
   validate_layout(*this, world_size);
   const int64_t dp_size = resolved_layout(world_size).dp;
+  const auto compute_device = parse_device(device, "train.device");
+  check(world_size == 1 || compute_device.is_cpu(), "train.device (\"", device, "\") with ", world_size,
+        " ranks: multi-rank training on CUDA (NCCL groups in the trainer) is not wired yet; use one rank per run "
+        "on a GPU, or train.device = \"cpu\"");
   check(steps > 0, "train.steps (", steps, ") must be positive");
+  check(max_bad_steps >= 1, "train.max_bad_steps (", max_bad_steps, ") must be >= 1");
+  check(debug_nan_at_step >= 0 && debug_nan_steps >= 1, "debug.nan_at_step (", debug_nan_at_step,
+        ") must be >= 0 and debug.nan_steps (", debug_nan_steps, ") >= 1");
   check(seq_len > 0, "train.seq_len (", seq_len, ") must be positive");
   check(seq_len <= model.max_position_embeddings, "train.seq_len (", seq_len, ") must be <= model.max_position_embeddings (",
         model.max_position_embeddings, ")");
@@ -73,6 +81,7 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.run_dir = r.get_string("train.run_dir");
   o.seed = static_cast<uint64_t>(r.get_int("train.seed"));
   o.dtype = model::parse_compute_dtype(r.get_string("train.dtype"), "train.dtype");
+  o.device = r.get_string("train.device");
   o.steps = r.get_int("train.steps");
   o.seq_len = r.get_int("train.seq_len");
   o.global_batch_size = r.get_int("train.global_batch_size");
@@ -129,6 +138,9 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   check(router_dtype == "fp32" || router_dtype == "fp64", "train.router_dtype (\"", router_dtype,
         "\") must be \"fp32\" or \"fp64\"");
   o.router_fp64 = router_dtype == "fp64";
+  o.max_bad_steps = r.get_int("train.max_bad_steps");
+  o.debug_nan_at_step = r.get_int("debug.nan_at_step");
+  o.debug_nan_steps = r.get_int("debug.nan_steps");
   o.recipe_toml = r.to_toml();
   return o;
 }

@@ -20,6 +20,7 @@ struct TrainOptions {
   std::string run_dir;
   uint64_t seed = 1234;
   torch::ScalarType dtype = torch::kBFloat16;
+  std::string device = "cpu";  // train.device, resolved to a torch device by the trainer
   int64_t steps = 100;
   int64_t seq_len = 512;
   int64_t global_batch_size = 8;
@@ -46,6 +47,9 @@ struct TrainOptions {
   parallel::ParallelLayout layout;  // layout.dp 0: the number of ranks / layout.pp
   double collective_timeout_s = 300;
   bool router_fp64 = false;  // train.router_dtype "fp64"
+  int64_t max_bad_steps = 5;     // consecutive non-finite steps (each skipped) before stopping
+  int64_t debug_nan_at_step = 0;  // tests: the loss is NaN for steps [at, at + count), 1-based
+  int64_t debug_nan_steps = 1;
   std::string recipe_toml;  // the resolved recipe, stored in checkpoints
 
   // The layout for `world_size` ranks, with dp 0 replaced by world_size / pp.

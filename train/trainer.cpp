@@ -1,9 +1,13 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
+#include "base/device.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "data/tokenizer.h"
@@ -15,6 +19,7 @@
 #include "train/model_loading.h"
 #include "train/optim/qk_clip.h"
 #include "train/recompute.h"
+#include "train/stop_signals.h"
 
 namespace k2f::train {
 namespace fs = std::filesystem;
@@ -40,6 +45,20 @@ data::LoaderOptions loader_options(const TrainOptions& o, const ParallelRuntime&
   l.expected_vocab_size = o.model.vocab_size;
   if (!o.data_tokenizer.empty()) l.expected_tokenizer_hash = data::Tokenizer::load(o.data_tokenizer).hash();
   return l;
+}
+
+// The batch's tensors on the model's device (the loader reads into host memory).
+data::TokenBatch on_device(const data::TokenBatch& batch, const torch::Device& device) {
+  if (device.is_cpu()) return batch;
+  data::TokenBatch moved = batch;
+  const auto move = [&](torch::Tensor& t) {
+    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
+  };
+  move(moved.tokens_BT);
+  move(moved.positions_BT);
+  move(moved.segment_ids_BT);
+  move(moved.loss_mask_BT);
+  return moved;
 }
 
 // Scales every gradient so the global L2 norm (over all ranks) is at most `max_norm`; returns the
@@ -69,11 +88,12 @@ Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options,
     validate();
   }
   parallel_ = std::make_unique<ParallelRuntime>(std::move(context), options_.resolved_layout(world_size));
+  device_ = device_for_local_rank(parse_device(options_.device, "train.device"), parallel_->local_rank());
   parallel_->create_groups();
   // Reads files and allocates without communicating: a missing store or a damaged checkpoint on
   // one rank stops every rank with its message instead of leaving them waiting.
   parallel_->on_all_ranks([this] { set_up(); });
-  peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops();
+  peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops(device_);
   if (parallel_->is_main()) {
     fs::create_directories(options_.run_dir);
     write_text_file_atomic((fs::path(options_.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
@@ -113,6 +133,10 @@ void Trainer::build_model() {
     log::info("INT4 QAT (group ", options_.qat_options.quant.group_size, ", grid ",
               quant::grid_name(options_.qat_options.quant.grid), ") on ", quantised.size(), " linears");
   }
+  if (!device_.is_cpu()) {
+    model_->to(device_);
+    log::info("model on ", device_.str());
+  }
   parallel_->install_expert_dispatcher(model_);
 }
 
@@ -149,6 +173,7 @@ bool Trainer::resume() {
   loader_->restore(loaded->meta.at("sampler"));
   completed_steps_ = loaded->step;
   tokens_seen_ = loaded->meta.at("tokens_seen").get<int64_t>();
+  skipped_steps_ = loaded->meta.value("skipped_steps", int64_t{0});
   log::info("resumed from ", loaded->dir, " (step ", completed_steps_, ")");
   return true;
 }
@@ -168,6 +193,7 @@ void Trainer::save_checkpoint() {
   const auto& layout = parallel_->layout();
   Json meta = {{"format_version", 1},
                {"tokens_seen", tokens_seen_},
+               {"skipped_steps", skipped_steps_},
                {"sampler", loader_->state()},
                {"model_config", options_.model.to_hf_json()},
                {"layout", {{"world_size", parallel_->world_size()}, {"pp", layout.pp}, {"dp", layout.dp}, {"ep", layout.ep}}},
@@ -177,14 +203,16 @@ void Trainer::save_checkpoint() {
   log::info("checkpoint ", dir);
 }
 
-torch::Tensor Trainer::forward_backward(const data::TokenBatch& batch, double inverse_tokens, double aux_scale,
+torch::Tensor Trainer::forward_backward(const data::TokenBatch& host_batch, double inverse_tokens, double aux_scale,
                                         double& aux_loss, double& forward_seconds, double& backward_seconds) {
   const int64_t T = options_.seq_len;
   const auto start = Clock::now();
+  const auto batch = on_device(host_batch, device_);
   model::ForwardInputs inputs{batch.tokens_BT.narrow(1, 0, T), batch.positions_BT.narrow(1, 0, T),
                               batch.segment_ids_BT.defined() ? batch.segment_ids_BT.narrow(1, 0, T) : torch::Tensor()};
   const auto logits_BTV = model_->forward(inputs);
-  const auto nll_sum = masked_nll_sum(logits_BTV, batch.tokens_BT.narrow(1, 1, T), batch.loss_mask_BT.narrow(1, 1, T));
+  auto nll_sum = masked_nll_sum(logits_BTV, batch.tokens_BT.narrow(1, 1, T), batch.loss_mask_BT.narrow(1, 1, T));
+  if (inject_nan_) nll_sum = nll_sum * std::numeric_limits<double>::quiet_NaN();  // debug.nan_at_step
   auto loss = nll_sum * inverse_tokens;
   if (aux_scale > 0) {
     for (auto& layer : model_->model->decoder_layers) {
@@ -195,9 +223,11 @@ torch::Tensor Trainer::forward_backward(const data::TokenBatch& batch, double in
     }
   }
   loads_->accumulate(model_->model);
+  synchronize(device_);  // GPU work is queued: time what ran, not what was launched
   forward_seconds += seconds_since(start);
   const auto backward_start = Clock::now();
   loss.backward();
+  synchronize(device_);
   backward_seconds += seconds_since(backward_start);
   return nll_sum.detach();
 }
@@ -220,6 +250,8 @@ StepMetrics Trainer::train_step(int64_t step) {
   target_tokens = parallel_->sum_over_dp({target_tokens})[0];  // the loss is a mean over the GLOBAL batch
   check(target_tokens > 0, "step ", m.step, ": the batch has no target tokens (every loss_mask entry is 0)");
 
+  inject_nan_ = options_.debug_nan_at_step > 0 && m.step >= options_.debug_nan_at_step &&
+                m.step < options_.debug_nan_at_step + options_.debug_nan_steps;
   begin_qk_recording(model_->model);
   loads_->reset();
   model_->zero_grad();
@@ -239,16 +271,22 @@ StepMetrics Trainer::train_step(int64_t step) {
   const auto optimizer_start = Clock::now();
   parallel_->sync_gradients(named_parameters_);
   m.grad_norm = clip_gradients(named_parameters_, options_.grad_clip, *parallel_);
-  optimizer_->step(m.lr);
-  for (auto& layer : model_->model->decoder_layers)
-    if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
-  const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);
-  parallel_->sum_over_dp(loads_->loads());  // every replica moves its router biases by the global loads
-  update_router_biases(model_->model, loads_->loads(), options_.bias_update_rate);
+  // Every rank sees the same global loss and norm, so every rank makes the same decision.
+  if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
+    skip_bad_step(m);
+  } else {
+    consecutive_bad_steps_ = 0;
+    optimizer_->step(m.lr);
+    for (auto& layer : model_->model->decoder_layers)
+      if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
+    const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);
+    parallel_->sum_over_dp(loads_->loads());  // every replica moves its router biases by the global loads
+    update_router_biases(model_->model, loads_->loads(), options_.bias_update_rate);
+    m.max_qk_logit = qk.max_logit;
+    m.qk_heads_clipped = qk.heads_clipped;
+  }
   m.optimizer_seconds = seconds_since(optimizer_start);
-
-  m.max_qk_logit = qk.max_logit;
-  m.qk_heads_clipped = qk.heads_clipped;
+  m.skipped_steps = skipped_steps_;
   m.expert_imbalance = loads_->imbalance();
   const int64_t step_tokens = options_.global_batch_size * options_.seq_len;
   tokens_seen_ += step_tokens;
@@ -263,6 +301,31 @@ StepMetrics Trainer::train_step(int64_t step) {
   return m;
 }
 
+void Trainer::skip_bad_step(StepMetrics& m) {
+  model_->zero_grad();
+  m.skipped = true;
+  ++skipped_steps_;
+  if (consecutive_bad_steps_++ == 0) first_bad_step_ = m.step;
+  log::warn("step ", m.step, ": non-finite ", std::isfinite(m.loss) ? "gradient norm" : "loss",
+            ", step skipped (weights, optimizer state and router biases unchanged; ", consecutive_bad_steps_, " in a row, ",
+            skipped_steps_, " in this run)");
+  const auto latest = checkpoints_->steps();
+  check(consecutive_bad_steps_ < options_.max_bad_steps, "steps ", first_bad_step_, " to ", m.step, ": ",
+        consecutive_bad_steps_, " consecutive steps with a non-finite loss or gradient (train.max_bad_steps = ",
+        options_.max_bad_steps, "), the first at step ", first_bad_step_, "; stopping. ",
+        latest.empty() ? std::string("No checkpoint was written yet")
+                       : "The last good checkpoint is " + (fs::path(options_.run_dir) /
+                                                           CheckpointManager::step_dir_name(latest.back())).string());
+}
+
+// A stop request on one rank (a signal sent to that process only) stops every rank after the same
+// step: the ranks agree on it with one small all-reduce per step.
+bool Trainer::stop_requested_on_any_rank() const {
+  const double here = StopSignals::requested() != 0 ? 1.0 : 0.0;
+  if (!parallel_->distributed()) return here > 0;
+  return parallel_->sum_over_dp({here})[0] > 0;  // dp spans every rank while parallel.pp is 1
+}
+
 std::vector<StepMetrics> Trainer::run() {
   std::optional<MetricsLogger> logger;  // rank 0 writes metrics; every rank computes the same ones
   if (parallel_->is_main()) {
@@ -273,11 +336,26 @@ std::vector<StepMetrics> Trainer::run() {
   const int64_t last = run_options_.stop_after_steps > 0 ? std::min(options_.steps, first + run_options_.stop_after_steps)
                                                          : options_.steps;
   if (first >= options_.steps) log::info("run already complete (step ", first, " of ", options_.steps, ")");
+  std::optional<StopSignals> signals;
+  if (run_options_.handle_stop_signals) {
+    StopSignals::clear();
+    signals.emplace();
+  }
+  stopped_by_signal_ = 0;
   for (int64_t step = first; step < last; ++step) {
     history.push_back(train_step(step));
     if (logger) logger->log(history.back());
+    const bool stop = run_options_.handle_stop_signals && stop_requested_on_any_rank();
     const bool interval_due = options_.checkpoint_interval > 0 && completed_steps_ % options_.checkpoint_interval == 0;
-    if (interval_due || completed_steps_ == last) save_checkpoint();
+    // No checkpoint inside a run of skipped (non-finite) steps: the last good one stays the newest.
+    if ((interval_due || completed_steps_ == last || stop) && consecutive_bad_steps_ == 0) save_checkpoint();
+    if (stop) {
+      stopped_by_signal_ = StopSignals::requested() != 0 ? StopSignals::requested() : SIGTERM;
+      log::warn("stopping after step ", completed_steps_, " (", signal_name(stopped_by_signal_), "), ",
+                consecutive_bad_steps_ == 0 ? "checkpoint written" : "no checkpoint (inside a run of skipped steps)",
+                ": rerun the same command to continue");
+      break;
+    }
   }
   if (logger) logger->finish();
   return history;

@@ -26,6 +26,9 @@ struct TrainerRunOptions {
   bool fresh = false;            // refuse to resume; the run dir must hold no checkpoint
   int64_t stop_after_steps = 0;  // >0: stop (with a checkpoint) after this many steps of this invocation
   bool quiet_console = false;
+  // SIGTERM / SIGINT stop the run after the current step with a checkpoint (StopSignals); the CLI
+  // turns this on, tests that send no signal leave it off.
+  bool handle_stop_signals = false;
 };
 
 class Trainer {
@@ -43,7 +46,11 @@ class Trainer {
   StepMetrics train_step(int64_t step);
 
   model::KimiForCausalLM& model() { return model_; }
+  // Where the model, its gradients and optimizer state live (train.device).
+  const torch::Device& device() const { return device_; }
   int64_t completed_steps() const { return completed_steps_; }
+  // The signal that stopped the last run() early (0: it ran to its end).
+  int stopped_by_signal() const { return stopped_by_signal_; }
   const ParallelRuntime& parallel_runtime() const { return *parallel_; }
 
  private:
@@ -52,11 +59,16 @@ class Trainer {
   void initialise_weights();
   bool resume();
   void save_checkpoint();
+  // Records a step whose loss or gradient is not finite (no update applied); stops the run after
+  // train.max_bad_steps of them in a row.
+  void skip_bad_step(StepMetrics& m);
+  bool stop_requested_on_any_rank() const;
   torch::Tensor forward_backward(const data::TokenBatch& batch, double inverse_tokens, double aux_scale,
                                  double& aux_loss, double& forward_seconds, double& backward_seconds);
 
   TrainOptions options_;
   TrainerRunOptions run_options_;
+  torch::Device device_{torch::kCPU};
   std::unique_ptr<ParallelRuntime> parallel_;
   model::KimiForCausalLM model_{nullptr};
   NamedTensorList named_parameters_;
@@ -66,6 +78,11 @@ class Trainer {
   std::unique_ptr<ExpertLoadTracker> loads_;
   int64_t completed_steps_ = 0;
   int64_t tokens_seen_ = 0;
+  int64_t skipped_steps_ = 0;
+  int64_t consecutive_bad_steps_ = 0;
+  int64_t first_bad_step_ = 0;
+  int stopped_by_signal_ = 0;
+  bool inject_nan_ = false;  // debug.nan_at_step covers the current step
   double peak_flops_ = 0;
   double flops_per_token_ = 0;
 };

@@ -239,7 +239,10 @@ TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   EXPECT_EQ(read_json_file(dir / "a.json"), read_json_file(dir / "b.json"));  // bf16 -> bf16 is exact
-  r = run_command(kBinary + " rl --recipe x.toml");  // a planned subcommand
+  r = run_command(kBinary + " rl --recipe " + (dir / "absent.toml"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("absent.toml: recipe file not found"), std::string::npos) << r.output;
+  r = run_command(kBinary + " nosuch");
   EXPECT_EQ(r.exit_code, 2);
   r = run_command(kBinary + " score --model " + (dir / "again"));
   EXPECT_EQ(r.exit_code, 1);

@@ -16,17 +16,9 @@ using testing::run_command;
 using testing::ScratchDir;
 
 using testing::kBinary;
+using testing::corpus_store;
 using testing::kSource;
 const std::string kRecipe = kSource + "/recipes/tiny_pretrain.toml";
-
-// The embedded corpus tokenised with the embedded tokenizer, once per test process.
-std::string corpus_store(const ScratchDir& dir) {
-  const std::string store = dir / "corpus.h5";
-  const auto r = run_command(kBinary + " data build --input " + kSource + "/assets/corpus/python_docs_heldout.jsonl" +
-                             " --tokenizer " + kSource + "/assets/tokenizer --out " + store + " --kind text");
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return store;
-}
 
 std::string train_command(const ScratchDir& dir, const std::string& store, const std::string& extra) {
   return kBinary + " train --recipe " + kRecipe + " --set train.run_dir=" + (dir / "run") + " --set data.paths=" +

@@ -6,9 +6,11 @@
 // one rank stops every rank with its message, within a timeout.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 
 #include "base/json_io.h"
@@ -237,6 +239,40 @@ TEST_F(TrainDist, InvalidLayoutStopsEveryRank) {
   EXPECT_EQ(count(r.output, "parallel.pp (1) x parallel.dp (3) = 3 must equal the number of ranks (2)"), 2u) << r.output;
   EXPECT_NE(r.output.find("rank 0 exit 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rank 1 exit 1"), std::string::npos) << r.output;
+}
+
+// The pid of the rank `rank` process whose command line mentions `marker` (read from /proc).
+pid_t rank_process(const std::string& marker, int rank) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmdline(entry.path() / "cmdline"), environ(entry.path() / "environ");
+    const std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    const std::string env((std::istreambuf_iterator<char>(environ)), std::istreambuf_iterator<char>());
+    const std::string program = command.substr(0, command.find('\0'));
+    const bool is_k2forge = program.size() >= 7 && program.compare(program.size() - 7, 7, "k2forge") == 0;
+    if (!is_k2forge || command.find(marker) == std::string::npos) continue;
+    if (env.find(std::string("OMPI_COMM_WORLD_RANK=") + std::to_string(rank) + '\0') != std::string::npos) {
+      return static_cast<pid_t>(std::stol(pid));
+    }
+  }
+  return -1;
+}
+
+TEST_F(TrainDist, SigtermToOneRankStopsEveryRankAfterTheSameStepWithACheckpoint) {
+  const std::string command = mpi(2, "tiny_moe_dp2", "signal", "--set train.steps=400 --set checkpoint.interval=1000");
+  const pid_t launcher = testing::spawn_command(command, dir() / "signal.log");
+  ASSERT_TRUE(testing::wait_for_logged_steps(dir() / "signal", 3));
+  const pid_t rank1 = rank_process(dir() / "signal", 1);
+  ASSERT_GT(rank1, 0) << "rank 1 of the run not found in /proc";
+  ::kill(rank1, SIGTERM);  // rank 1 only: rank 0 learns of it through the per-step agreement
+  EXPECT_EQ(testing::wait_for_exit(launcher, 300), 0) << read_text_file(dir() / "signal.log");
+  const std::string log = read_text_file(dir() / "signal.log");
+  EXPECT_NE(log.find("checkpoint written: rerun the same command to continue"), std::string::npos) << log;
+  ASSERT_TRUE(fs::exists(dir() / "signal/latest")) << log;
+  const int step = std::stoi(read_text_file(dir() / "signal/latest").substr(5));
+  EXPECT_EQ(losses(dir() / "signal").size(), static_cast<size_t>(step));
+  EXPECT_LT(step, 400);
 }
 
 }  // namespace

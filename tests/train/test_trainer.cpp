@@ -3,10 +3,12 @@
 // checkpoints fall back to the previous one, and a checkpoint of another config is refused.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "model/kimi_model.h"
 #include "trainer_fixture.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace k2f::train {
@@ -137,6 +139,57 @@ TEST(Trainer, MetricsAreWrittenPerStep) {
   }
   EXPECT_EQ(lines, 2);
   EXPECT_FALSE(std::filesystem::is_empty(dir / "run/tensorboard"));
+}
+
+std::vector<torch::Tensor> state_copy(model::KimiForCausalLM& model) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& [name, tensor] : model::named_state(*model)) copies.push_back(tensor.detach().clone());
+  return copies;
+}
+
+bool same_state(model::KimiForCausalLM& model, const std::vector<torch::Tensor>& copies) {
+  const auto state = model::named_state(*model);
+  for (size_t i = 0; i < state.size(); ++i)
+    if (!torch::equal(state[i].second, copies[i])) return false;
+  return true;
+}
+
+TEST(Trainer, NonFiniteStepIsSkippedAndChangesNothing) {
+  testing::ScratchDir dir("trainer");
+  auto options = testing::tiny_train_options(dir, "run");
+  options.steps = 4;
+  options.debug_nan_at_step = 3;  // the loss of step 3 (1-based) is NaN
+  Trainer trainer(options, quiet());
+  EXPECT_FALSE(trainer.train_step(0).skipped);
+  EXPECT_FALSE(trainer.train_step(1).skipped);
+  const auto before = state_copy(trainer.model());  // weights, router biases: every tensor
+  const auto bad = trainer.train_step(2);
+  EXPECT_TRUE(bad.skipped);
+  EXPECT_EQ(bad.skipped_steps, 1);
+  EXPECT_TRUE(same_state(trainer.model(), before));
+  const auto next = trainer.train_step(3);
+  EXPECT_FALSE(next.skipped);
+  EXPECT_EQ(next.skipped_steps, 1);
+  EXPECT_TRUE(std::isfinite(next.loss));
+  EXPECT_FALSE(same_state(trainer.model(), before));
+}
+
+TEST(Trainer, ConsecutiveNonFiniteStepsStopNamingTheFirstAndKeepTheLastGoodCheckpoint) {
+  testing::ScratchDir dir("trainer");
+  auto options = testing::tiny_train_options(dir, "run");
+  options.steps = 8;
+  options.checkpoint_interval = 2;
+  options.max_bad_steps = 3;
+  options.debug_nan_at_step = 3;
+  options.debug_nan_steps = 10;
+  testing::expect_error([&] { Trainer(options, quiet()).run(); },
+                        {"steps 3 to 5", "3 consecutive steps with a non-finite loss or gradient",
+                         "train.max_bad_steps = 3", "first at step 3", "step-000002"});
+  // Step 4 fell due inside the bad run: no checkpoint was written there.
+  EXPECT_EQ(CheckpointManager(options.run_dir, 2).steps(), std::vector<int64_t>{2});
+  options.debug_nan_at_step = 0;
+  Trainer resumed(options, quiet());
+  EXPECT_EQ(resumed.completed_steps(), 2);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/json_io.h"
+#include "data/arithmetic_task.h"
 #include "data/store_builder.h"
 #include "data/token_store.h"
 #include "train/cli/command.h"
@@ -51,6 +52,20 @@ int inspect(const cxxopts::ParseResult& parsed) {
   return 0;
 }
 
+// Synthetic SFT conversations of the embedded reasoning task (data/arithmetic_task.h).
+int synth_think(const cxxopts::ParseResult& parsed) {
+  data::ThinkSynthOptions options;
+  options.out = required_option(parsed, "out", "data");
+  options.count = parsed["count"].as<int64_t>();
+  options.seed = parsed["seed"].as<uint64_t>();
+  options.tool_fraction = parsed["tool-fraction"].as<double>();
+  const int64_t with_tool = data::write_think_jsonl(options);
+  const Json report = {{"out", options.out}, {"conversations", options.count}, {"with_tool_calls", with_tool},
+                       {"seed", options.seed}};
+  std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int run_data(const Args& args) {
@@ -64,23 +79,30 @@ int run_data(const Args& args) {
                            "           tool_call_id), rendered with the K2 chat template; /loss_mask is 1 on\n"
                            "           what the assistant writes.\n"
                            "           The tokenizer's EOS id follows every document (loss mask 0 in chat stores).\n"
-                           "  inspect  --store OUT.h5   check a store and print its summary");
+                           "  inspect  --store OUT.h5   check a store and print its summary\n"
+                           "  synth-think --out OUT.jsonl [--count N] [--seed S] [--tool-fraction F]\n"
+                           "           verifiable arithmetic problems as K2 chat conversations with reasoning,\n"
+                           "           a share F of them calling the calculator tool (train split only;\n"
+                           "           build a store from it with --kind chat)");
   options.add_options()("action", "build or inspect", cxxopts::value<std::string>())(
       "input", "build: input .jsonl/.txt file(s)", cxxopts::value<std::vector<std::string>>())(
       "tokenizer", "build: tokenizer directory", cxxopts::value<std::string>())(
       "out", "build: output store (must not exist)", cxxopts::value<std::string>())(
       "kind", "build: text or chat", cxxopts::value<std::string>()->default_value("text"))(
       "no-progress", "build: no progress bar")("store", "inspect: the store", cxxopts::value<std::string>())(
-      "json", "print compact JSON");
+      "json", "print compact JSON")("count", "synth-think: conversations", cxxopts::value<int64_t>()->default_value("1000"))(
+      "seed", "synth-think: problem seed", cxxopts::value<uint64_t>()->default_value("0"))(
+      "tool-fraction", "synth-think: share calling the calculator", cxxopts::value<double>()->default_value("0.5"));
   options.parse_positional({"action", "input"});
-  options.positional_help("build|inspect");
+  options.positional_help("build|inspect|synth-think");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::string action = required_option(parsed, "action", "data");
   if (action == "build") return build(parsed);
   if (action == "inspect") return inspect(parsed);
-  throw cxxopts::exceptions::parsing("unknown action \"" + action + "\" (expected build or inspect)");
+  if (action == "synth-think") return synth_think(parsed);
+  throw cxxopts::exceptions::parsing("unknown action \"" + action + "\" (expected build, inspect or synth-think)");
 }
 
 }  // namespace k2f::cli

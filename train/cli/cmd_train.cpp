@@ -11,6 +11,7 @@
 #include "model/param_count.h"
 #include "parallel/bootstrap.h"
 #include "train/cli/command.h"
+#include "train/plan/plan.h"
 #include "train/trainer.h"
 
 namespace k2f::cli {
@@ -36,6 +37,17 @@ int check_recipe(const train::Recipe& recipe, const parallel::LaunchEnv& launch)
   return 0;
 }
 
+// With a [cluster] in the recipe, the planner runs first: a layout whose peak stage does not fit
+// the GPUs' memory stops here (unless --ignore-plan). Recipes without a cluster skip this.
+void check_plan(const train::Recipe& recipe, bool ignore_plan) {
+  if (!train::plan::ClusterSpec::from_recipe(recipe)) return;
+  const auto plan = train::plan::plan_recipe(recipe);
+  if (plan.fits()) return;
+  if (!ignore_plan) train::plan::check_plan_fits(plan);
+  log::warn("--ignore-plan: the plan needs ", plan.peak().total() / 1e9, " GB per GPU, more than the cluster's ",
+            plan.inputs.cluster->memory_gib, " GiB; continuing");
+}
+
 }  // namespace
 
 int run_train(const Args& args) {
@@ -44,7 +56,8 @@ int run_train(const Args& args) {
       "set", "override a recipe key: section.key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "fresh", "start from the recipe's initialisation; the run dir must hold no checkpoint")(
       "stop-after", "stop (with a checkpoint) after N steps of this invocation", cxxopts::value<int64_t>()->default_value("0"))(
-      "check", "validate the recipe, print the model and batch layout, and exit");
+      "check", "validate the recipe, print the model and batch layout, and exit")(
+      "ignore-plan", "train even when the recipe's [cluster] plan says the layout does not fit in memory");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
@@ -52,7 +65,12 @@ int run_train(const Args& args) {
       parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const std::string recipe_path = required_option(parsed, "recipe", "train");
   const auto launch = parallel::detect_launch_env();
-  if (parsed.count("check")) return check_recipe(train::Recipe::load(recipe_path, overrides), launch);
+  const bool ignore_plan = parsed.count("ignore-plan") > 0;
+  if (parsed.count("check")) {
+    const auto recipe = train::Recipe::load(recipe_path, overrides);
+    check_plan(recipe, ignore_plan);
+    return check_recipe(recipe, launch);
+  }
 
   // One process: errors surface directly. Several: a rank whose recipe fails still joins, and the
   // agreement below stops every rank with its message (no rank waits for one that already quit).
@@ -75,6 +93,7 @@ int run_train(const Args& args) {
   const auto read_options = [&] {
     if (!recipe) throw Error(load_error);
     train_options = train::TrainOptions::from_recipe(*recipe);
+    check_plan(*recipe, ignore_plan);
   };
   if (context) {
     context->check_on_all_ranks(read_options);
@@ -85,6 +104,7 @@ int run_train(const Args& args) {
   run_options.fresh = parsed.count("fresh") > 0;
   run_options.stop_after_steps = parsed["stop-after"].as<int64_t>();
   check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
+  run_options.handle_stop_signals = true;  // preemption: checkpoint after the current step, exit 0
   train::Trainer trainer(train_options, run_options, context);
   const auto history = trainer.run();
   if (!history.empty()) {

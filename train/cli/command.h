@@ -20,6 +20,8 @@ int run_train(const Args& args);
 int run_tokenizer(const Args& args);
 int run_data(const Args& args);
 int run_generate(const Args& args);
+int run_plan(const Args& args);
+int run_rl(const Args& args);
 
 // Parses args (args[0] is the command name) and prints help and returns true when --help was given.
 cxxopts::ParseResult parse_args(cxxopts::Options& options, const Args& args, bool& wants_help);

@@ -2,6 +2,7 @@
 // and returns non-zero. Library code below never exits.
 #include <c10/util/Exception.h>
 
+#include <csignal>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -27,11 +28,11 @@ const std::map<std::string, Command>& commands() {
       {"export", {k2f::cli::run_export, "write a checkpoint or HF directory as an HF directory (bf16, fp32 or INT4 pack-quantized)", ""}},
       {"bench", {k2f::cli::run_bench, "benchmarks printing JSON (model, train, generate, tokenizer, data)", ""}},
       {"train", {k2f::cli::run_train, "pretraining and fine-tuning from a recipe (resumes by default)", ""}},
-      {"rl", {nullptr, "RL fine-tuning on thinking traces with tools", "thinking/RL (issue 7)"}},
+      {"rl", {k2f::cli::run_rl, "RL fine-tuning of a thinking model with tool calls (held-out accuracy before/after)", ""}},
       {"generate", {k2f::cli::run_generate, "sampling with the MLA latent KV cache (prompt text or token ids)", ""}},
       {"data", {k2f::cli::run_data, "tokenised HDF5 token stores: build, inspect", ""}},
       {"tokenizer", {k2f::cli::run_tokenizer, "tiktoken-format BPE: train, encode, decode", ""}},
-      {"plan", {nullptr, "memory and time per GPU for a recipe", "the planner (issue 8)"}},
+      {"plan", {k2f::cli::run_plan, "memory per GPU, FLOPs, communication and step time of a recipe on its [cluster]", ""}},
   };
   return table;
 }
@@ -48,6 +49,9 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) or a full quota must surface as a failed write with a message,
+  // not as SIGXFSZ killing the process mid-checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     print_usage();
     return argc < 2 ? 2 : 0;

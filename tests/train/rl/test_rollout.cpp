@@ -1,0 +1,217 @@
+// train/rl/rollout.cpp and turn_parser.cpp with a scripted policy (the model's turns written by
+// hand): a tool-using episode equals the K2 template's rendering of the same conversation token
+// for token, only sampled tokens are marked for the loss (never the tool result), every tool
+// failure is shown to the model and the episode goes on, and budgets end episodes.
+#include <gtest/gtest.h>
+
+#include "data/chat_template.h"
+#include "train/rl/rollout.h"
+#include "train/rl/turn_parser.h"
+
+namespace k2f::train::rl {
+namespace {
+
+using Tokens = std::vector<int64_t>;
+using OJson = nlohmann::ordered_json;
+
+const data::Tokenizer& tokenizer() {
+  static const data::Tokenizer t = data::Tokenizer::load(std::string(K2F_SOURCE_DIR) + "/assets/tokenizer");
+  return t;
+}
+
+struct Fixture {
+  data::ChatTemplate chat{tokenizer()};
+  ToolRunner tools;
+  TurnTokens ids = TurnTokens::from(tokenizer());
+  Fixture() { tools.add(std::make_shared<CalculatorTool>()); }
+
+  void text(Tokens& out, const std::string& s) const {
+    for (int32_t id : tokenizer().encode(s)) out.push_back(id);
+  }
+  // <think>R</think>C [section (call ID args)... section_end] or im_end
+  Tokens turn(const std::string& reasoning, const std::string& content,
+              const std::vector<std::pair<std::string, std::string>>& calls) const {
+    Tokens t = {ids.think_begin};
+    text(t, reasoning);
+    t.push_back(ids.think_end);
+    text(t, content);
+    if (calls.empty()) {
+      t.push_back(ids.im_end);
+      return t;
+    }
+    t.push_back(ids.section_begin);
+    for (const auto& [id, args] : calls) {
+      t.push_back(ids.call_begin);
+      text(t, id);
+      t.push_back(ids.argument_begin);
+      text(t, args);
+      t.push_back(ids.call_end);
+    }
+    t.push_back(ids.section_end);
+    return t;
+  }
+  Tokens prompt() const {
+    const auto ids32 = chat.render_generation_prompt(OJson::array({{{"role", "user"}, {"content", "Compute (17 + 5) * 3."}}}),
+                                                     tools_json());
+    return {ids32.begin(), ids32.end()};
+  }
+  static OJson tools_json() {
+    return OJson::array({{{"type", "function"}, {"function", {{"name", "calculator"}}}}});
+  }
+};
+
+// Plays script[round][row], cut at max_new_tokens, stopping like model::generate.
+Policy scripted(std::vector<std::vector<Tokens>> script, int* rounds = nullptr) {
+  auto round = std::make_shared<size_t>(0);
+  return [script, round, rounds](const std::vector<Tokens>& contexts, const model::GenerationOptions& o) {
+    std::vector<model::GeneratedSequence> out;
+    for (size_t r = 0; r < contexts.size(); ++r) {
+      const Tokens& planned = script.at(*round).at(r);
+      model::GeneratedSequence g;
+      for (const int64_t id : planned) {
+        if (static_cast<int64_t>(g.tokens.size()) == o.max_new_tokens) break;
+        g.tokens.push_back(id);
+        g.model_logprobs.push_back(-0.25);
+        g.sampling_logprobs.push_back(-0.25);
+        if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), id) != o.stop_token_ids.end()) {
+          g.finish = model::FinishReason::kStop;
+          break;
+        }
+      }
+      out.push_back(g);
+    }
+    ++*round;
+    if (rounds != nullptr) *rounds = static_cast<int>(*round);
+    return out;
+  };
+}
+
+TEST(TurnParser, ReadsThinkingContentAndCalls) {
+  Fixture f;
+  const auto t = f.turn("Two steps.", "", {{"functions.calculator:0", "{\"expression\": \"2 * 3\"}"}});
+  const auto p = parse_assistant_turn(t, f.ids, tokenizer());
+  EXPECT_TRUE(p.think_ok);
+  EXPECT_EQ(p.reasoning, "Two steps.");
+  EXPECT_EQ(p.content, "");
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0].id, "functions.calculator:0");
+  EXPECT_EQ(p.calls[0].arguments, "{\"expression\": \"2 * 3\"}");
+  EXPECT_TRUE(p.calls[0].problem.empty());
+  EXPECT_TRUE(p.section_closed);
+
+  const auto answer = parse_assistant_turn(f.turn("ok", "Answer: 6", {}), f.ids, tokenizer());
+  EXPECT_TRUE(answer.think_ok);
+  EXPECT_EQ(answer.content, "Answer: 6");
+  EXPECT_FALSE(answer.has_tool_section);
+
+  Tokens unclosed = {f.ids.think_begin};
+  f.text(unclosed, "thinking forever");
+  EXPECT_FALSE(parse_assistant_turn(unclosed, f.ids, tokenizer()).think_ok);
+
+  Tokens no_argument = {f.ids.think_begin, f.ids.think_end, f.ids.section_begin, f.ids.call_begin};
+  f.text(no_argument, "functions.calculator:0");
+  no_argument.insert(no_argument.end(), {f.ids.call_end, f.ids.section_end});
+  const auto broken = parse_assistant_turn(no_argument, f.ids, tokenizer());
+  ASSERT_EQ(broken.calls.size(), 1u);
+  EXPECT_EQ(broken.calls[0].problem, "the call has no <|tool_call_argument_begin|>");
+
+  const Tokens empty_section = {f.ids.think_begin, f.ids.think_end, f.ids.section_begin, f.ids.section_end};
+  EXPECT_EQ(parse_assistant_turn(empty_section, f.ids, tokenizer()).calls.at(0).problem, "empty tool-call section");
+}
+
+TEST(Rollout, ToolEpisodeEqualsTheTemplateAndOnlySampledTokensAreTrained) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const std::string args = "{\"expression\": \"(17 + 5) * 3\"}";
+  const Tokens call = f.turn("Use the tool.", "", {{"functions.calculator:0", args}});
+  const Tokens answer = f.turn("It returned 66.", "Answer: 66", {});
+  RolloutOptions options;
+  options.max_response_tokens = 200;
+  const auto episodes = engine.run(scripted({{call}, {answer}}), {f.prompt()}, options);
+  ASSERT_EQ(episodes.size(), 1u);
+  const Episode& e = episodes[0];
+  EXPECT_FALSE(e.truncated);
+  EXPECT_EQ(e.final_content, "Answer: 66");
+  EXPECT_EQ(e.num_tool_calls, 1);
+  EXPECT_EQ(e.tool_stats.count(ToolEvent::ok), 1);
+  EXPECT_EQ(e.response_tokens, static_cast<int64_t>(call.size() + answer.size()));
+
+  const OJson conversation = OJson::array(
+      {{{"role", "user"}, {"content", "Compute (17 + 5) * 3."}},
+       {{"role", "assistant"},
+        {"reasoning_content", "Use the tool."},
+        {"content", ""},
+        {"tool_calls", OJson::array({{{"id", "functions.calculator:0"},
+                                      {"type", "function"},
+                                      {"function", {{"name", "calculator"}, {"arguments", args}}}}})}},
+       {{"role", "tool"}, {"tool_call_id", "functions.calculator:0"}, {"name", "calculator"}, {"content", "66"}},
+       {{"role", "assistant"}, {"reasoning_content", "It returned 66."}, {"content", "Answer: 66"}}});
+  const auto rendered = f.chat.render(conversation, Fixture::tools_json());
+  ASSERT_EQ(e.tokens, Tokens(rendered.tokens.begin(), rendered.tokens.end()));
+  // The loss mask of the rendering, except the <|im_end|> the rollout appended after the section.
+  const size_t closing = e.prompt_length + call.size();
+  EXPECT_EQ(e.tokens[closing], f.ids.im_end);
+  for (size_t i = 0; i < e.tokens.size(); ++i) {
+    EXPECT_EQ(e.sampled[i], i == closing ? 1 - rendered.loss_mask[i] : rendered.loss_mask[i]) << i;
+    EXPECT_EQ(e.sampler_logprobs[i], e.sampled[i] ? -0.25 : 0.0);
+  }
+}
+
+TEST(Rollout, EveryToolFailureIsShownCountedAndTheEpisodeContinues) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const Tokens answer = f.turn("Then I answer.", "Answer: 66", {});
+  Tokens unclosed_call = {f.ids.think_begin, f.ids.think_end, f.ids.section_begin, f.ids.call_begin};
+  f.text(unclosed_call, "functions.calculator:0");
+  unclosed_call.push_back(f.ids.section_end);
+  const std::vector<std::tuple<Tokens, ToolEvent, std::string>> cases = {
+      {f.turn("", "", {{"functions.calculator:0", "{\"expression\": "}}), ToolEvent::malformed, "not valid JSON"},
+      {unclosed_call, ToolEvent::malformed, "never closed"},
+      {f.turn("", "", {{"functions.search:0", "{}"}}), ToolEvent::unknown_tool, "unknown tool \"search\""},
+      {f.turn("", "", {{"functions.calculator:0", "{\"expression\": \"1 / 0\"}"}}), ToolEvent::tool_error,
+       "division by zero"},
+  };
+  for (const auto& [turn, event, fragment] : cases) {
+    RolloutOptions options;
+    options.max_response_tokens = 200;
+    const auto e = engine.run(scripted({{turn}, {answer}}), {f.prompt()}, options).at(0);
+    EXPECT_EQ(e.tool_stats.count(event), 1) << fragment;
+    EXPECT_EQ(e.tool_stats.calls, 1);
+    ASSERT_EQ(e.tool_messages.size(), 1u);
+    EXPECT_NE(e.tool_messages[0].find(fragment), std::string::npos) << e.tool_messages[0];
+    // The model sees it: the message is in the context before the answering turn, unsampled.
+    std::vector<int32_t> context;
+    for (size_t i = 0; i < e.tokens.size(); ++i)
+      if (!e.sampled[i]) context.push_back(static_cast<int32_t>(e.tokens[i]));
+    EXPECT_NE(tokenizer().decode(context).find(fragment), std::string::npos);
+    EXPECT_FALSE(e.truncated);
+    EXPECT_EQ(e.final_content, "Answer: 66");
+  }
+}
+
+TEST(Rollout, BudgetsEndEpisodes) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const Tokens call = f.turn("", "", {{"functions.calculator:0", "{\"expression\": \"1 + 1\"}"}});
+  const Tokens answer = f.turn("A long thought before the answer.", "Answer: 2", {});
+  RolloutOptions options;
+  options.max_response_tokens = static_cast<int64_t>(call.size()) + 3;  // the answer does not fit
+  int rounds = 0;
+  auto e = engine.run(scripted({{call}, {answer}}, &rounds), {f.prompt()}, options).at(0);
+  EXPECT_TRUE(e.truncated);
+  EXPECT_EQ(e.response_tokens, options.max_response_tokens);
+  EXPECT_EQ(e.final_content, "");
+  EXPECT_EQ(rounds, 2);
+
+  // One call allowed: a second tool turn leaves no round to answer in.
+  options.max_response_tokens = 500;
+  options.max_tool_calls = 1;
+  e = engine.run(scripted({{call}, {call}, {answer}}, &rounds), {f.prompt()}, options).at(0);
+  EXPECT_TRUE(e.truncated);
+  EXPECT_EQ(rounds, 2);
+  EXPECT_EQ(e.num_tool_calls, 2);
+  EXPECT_EQ(e.tool_stats.count(ToolEvent::over_limit), 1);
+}
+
+}  // namespace
+}  // namespace k2f::train::rl

@@ -1,0 +1,57 @@
+#include "train/rl/evaluation.h"
+
+#include <algorithm>
+
+namespace k2f::train::rl {
+
+Json EvalReport::to_json() const {
+  return {{"problems", problems},
+          {"accuracy", accuracy},
+          {"format_rate", format_rate},
+          {"truncation_rate", truncation_rate},
+          {"tool_calls_per_episode", tool_calls_per_episode},
+          {"response_tokens", response_tokens}};
+}
+
+EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& engine, const ArithmeticEnvironment& env,
+                            const EvalOptions& options) {
+  const auto problems = data::make_arithmetic_problems(options.task_seed, options.problems, data::TaskSplit::heldout);
+  EvalReport report;
+  report.problems = static_cast<int64_t>(problems.size());
+  if (problems.empty()) return report;
+  const bool was_training = lm->is_training();
+  lm->eval();
+  const Policy policy = model_policy(lm);
+  for (size_t begin = 0; begin < problems.size(); begin += static_cast<size_t>(options.batch_size)) {
+    const size_t end = std::min(problems.size(), begin + static_cast<size_t>(options.batch_size));
+    std::vector<std::vector<int64_t>> prompts;
+    for (size_t i = begin; i < end; ++i) prompts.push_back(env.prompt(problems[i]));
+    RolloutOptions rollout = options.rollout;
+    rollout.seed = options.rollout.seed + begin;  // each batch its own stream, fixed for every model
+    const auto episodes = engine.run(policy, prompts, rollout);
+    for (size_t i = begin; i < end; ++i) {
+      const Episode& e = episodes[i - begin];
+      const EpisodeOutcome o = env.judge(e, problems[i]);
+      report.accuracy += o.correct;
+      report.format_rate += o.format_ok;
+      report.truncation_rate += o.truncated;
+      report.tool_calls_per_episode += static_cast<double>(e.num_tool_calls);
+      report.response_tokens += static_cast<double>(e.response_tokens);
+      if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
+        const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
+        report.samples.push_back({{"question", problems[i].question()},
+                                  {"answer", problems[i].answer},
+                                  {"response", options.tokenizer->decode(response)},
+                                  {"correct", o.correct}});
+      }
+    }
+  }
+  const double n = static_cast<double>(problems.size());
+  for (double* v : {&report.accuracy, &report.format_rate, &report.truncation_rate, &report.tool_calls_per_episode,
+                    &report.response_tokens})
+    *v /= n;
+  if (was_training) lm->train();
+  return report;
+}
+
+}  // namespace k2f::train::rl

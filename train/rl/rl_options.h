@@ -1,0 +1,60 @@
+// What `k2forge rl` reads from a recipe: the [rl] section (declared here, appended to the recipe
+// schema, so unknown keys are errors naming the key like every other section) plus the shared
+// [train] (run_dir, seed, dtype, steps, grad_clip, init_from), [optim], [schedule] and
+// [checkpoint] keys, which mean what they mean for `k2forge train`. The model comes from
+// train.init_from (an SFT checkpoint or HF directory), so [model] is not read.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "train/recipe.h"
+#include "train/rl/objectives.h"
+#include "train/rl/rewards.h"
+#include "train/rl/rollout.h"
+#include "train/rl/tools.h"
+#include "train/train_options.h"
+
+namespace k2f::train::rl {
+
+// The [rl] keys of the recipe schema.
+std::vector<KeySpec> rl_recipe_keys();
+
+struct RlOptions {
+  TrainOptions train;             // run_dir, seed, dtype, steps, grad_clip, init_from, optimizer, schedule, checkpoints
+  std::string tokenizer;          // rl.tokenizer
+  std::string environment;        // "arithmetic"
+  uint64_t task_seed = 0;         // problem stream (train split)
+  int64_t prompts_per_step = 8;
+  int64_t samples_per_prompt = 4; // the group of each prompt
+  int64_t updates_per_batch = 1;
+  int64_t micro_batch_size = 16;
+  Objective objective = Objective::pmd_mean;
+  double tau = 0.05;
+  double clip_epsilon = 0.2;
+  double kl_coef = 0.0;
+  bool log_kl = true;             // keep a frozen reference for the kl metric even when kl_coef is 0
+  double ptx_coef = 0.0;
+  std::vector<std::string> ptx_data;
+  int64_t ptx_batch_size = 4;
+  int64_t ptx_seq_len = 256;
+  double temperature_start = 1.0, temperature_end = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  int64_t max_response_tokens = 96;
+  int64_t max_tool_calls = 2;
+  ToolLimits tool_limits;
+  RewardOptions rewards;
+  int64_t eval_problems = 128;
+  int64_t eval_batch_size = 64;
+  double eval_temperature = 1.0;
+  uint64_t eval_seed = 7;
+  std::string recipe_toml;
+
+  // Temperature of `step` (0-based): linear from temperature_start to temperature_end.
+  double temperature(int64_t step) const;
+  void validate() const;  // messages name the dotted recipe key and quote the value
+  static RlOptions from_recipe(const Recipe& recipe);
+};
+
+}  // namespace k2f::train::rl

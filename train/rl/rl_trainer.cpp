@@ -1,0 +1,363 @@
+#include "train/rl/rl_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <torch/nn/utils/clip_grad.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "train/checkpoint.h"
+#include "train/losses.h"
+#include "train/model_loading.h"
+#include "train/optim/qk_clip.h"
+#include "train/schedule.h"
+#include "train/tensorboard.h"
+
+namespace k2f::train::rl {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// A run directory (with `latest`) stands for its newest checkpoint.
+std::string resolve_model_dir(const std::string& dir) {
+  const fs::path latest = fs::path(dir) / "latest";
+  if (!fs::exists(fs::path(dir) / "meta.json") && !fs::exists(fs::path(dir) / "config.json") && fs::exists(latest)) {
+    std::ifstream in(latest);
+    std::string name;
+    in >> name;
+    return (fs::path(dir) / name).string();
+  }
+  return dir;
+}
+
+model::KimiForCausalLM load_policy(const std::string& dir, torch::ScalarType dtype) {
+  check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
+  auto lm = load_model(resolve_model_dir(dir));
+  lm->compute_dtype = dtype;
+  return lm;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+Json RlStepMetrics::to_json() const {
+  Json json = {{"step", step},
+               {"loss", loss},
+               {"ptx_loss", ptx_loss},
+               {"lr", lr},
+               {"grad_norm", grad_norm},
+               {"temperature", temperature},
+               {"reward_mean", reward_mean},
+               {"reward_std", reward_std},
+               {"accuracy", accuracy},
+               {"format_rate", format_rate},
+               {"response_length", response_length},
+               {"tool_calls_per_episode", tool_calls_per_episode},
+               {"truncation_rate", truncation_rate},
+               {"kl", kl},
+               {"logprob_mismatch", logprob_mismatch},
+               {"tool_calls", tools.calls},
+               {"trained_episodes", trained_episodes},
+               {"rollout_seconds", rollout_seconds},
+               {"train_seconds", train_seconds},
+               {"seconds", seconds}};
+  for (const auto& [name, n] : tools.events) json["tool_" + name] = n;
+  return json;
+}
+
+// One step's episodes as padded tensors. Legend: N episodes, L tokens, T = L-1 target positions.
+struct RlTrainer::Batch {
+  torch::Tensor tokens_NL;          // int64, right-padded with 0
+  torch::Tensor mask_NT;            // fp32: 1 where target t+1 was sampled by the model
+  torch::Tensor sampler_logp_NT;    // fp32: the sampler's log-probs at those targets
+  torch::Tensor rewards_N, baselines_N, advantages_N;  // fp64
+  int64_t total_episodes = 0;       // the loss is a mean over all of the step's episodes
+};
+
+RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
+    : options_(std::move(options)), run_options_(run_options), tokenizer_(data::Tokenizer::load(options_.tokenizer)) {
+  options_.validate();
+  chat_ = std::make_unique<data::ChatTemplate>(tokenizer_);
+  tools_ = std::make_unique<ToolRunner>(options_.tool_limits);
+  tools_->add(std::make_shared<CalculatorTool>());
+  engine_ = std::make_unique<RolloutEngine>(tokenizer_, *chat_, *tools_);
+  env_ = std::make_unique<ArithmeticEnvironment>(*chat_);
+
+  torch::manual_seed(options_.train.seed);
+  model_ = load_policy(options_.train.init_from, options_.train.dtype);
+  check(tokenizer_.vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_.vocab_size(),
+        " tokens, more than the model's vocab_size ", model_->model->config.vocab_size);
+  if (options_.kl_coef > 0 || options_.log_kl) {
+    reference_ = load_policy(options_.train.init_from, options_.train.dtype);
+    reference_->eval();
+    for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+  }
+  for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  optimizer_ = std::make_unique<Optimizer>(named_parameters_, options_.train.optimizer);
+  if (options_.ptx_coef > 0) {
+    data::LoaderOptions l;
+    l.paths = options_.ptx_data;
+    l.seq_len = options_.ptx_seq_len;
+    l.global_batch_size = options_.ptx_batch_size;
+    l.seed = options_.train.seed;
+    l.mask_document_boundaries = true;
+    l.prefetch_batches = 0;
+    l.expected_vocab_size = model_->model->config.vocab_size;
+    l.expected_tokenizer_hash = tokenizer_.hash();
+    ptx_loader_ = std::make_unique<data::TokenLoader>(l);
+  }
+  problems_ = data::make_arithmetic_problems(options_.task_seed, options_.train.steps * options_.prompts_per_step,
+                                             data::TaskSplit::train);
+  CheckpointManager probe(options_.train.run_dir, options_.train.checkpoint_keep);
+  check(probe.steps().empty(), options_.train.run_dir, ": holds checkpoints already; k2forge rl starts from ",
+        "train.init_from and does not resume (choose a new train.run_dir)");
+  fs::create_directories(options_.train.run_dir);
+  write_text_file_atomic((fs::path(options_.train.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
+}
+
+RlTrainer::~RlTrainer() = default;
+
+EvalReport RlTrainer::evaluate() {
+  EvalOptions eval;
+  eval.problems = options_.eval_problems;
+  eval.batch_size = options_.eval_batch_size;
+  eval.task_seed = options_.task_seed;
+  eval.rollout.sampling.temperature = options_.eval_temperature;
+  eval.rollout.max_response_tokens = options_.max_response_tokens;
+  eval.rollout.max_tool_calls = options_.max_tool_calls;
+  eval.rollout.seed = options_.eval_seed;
+  eval.tokenizer = &tokenizer_;
+  eval.num_samples = 16;
+  return evaluate_heldout(model_, *engine_, *env_, eval);
+}
+
+RlStepMetrics RlTrainer::train_step(int64_t step) {
+  const auto start = Clock::now();
+  RlStepMetrics m;
+  m.step = step + 1;
+  m.temperature = options_.temperature(step);
+  m.lr = learning_rate(options_.train.schedule, options_.train.lr, step, options_.train.steps);
+  const int64_t P = options_.prompts_per_step, K = options_.samples_per_prompt;
+
+  // Rollouts.
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<const data::ArithmeticProblem*> problems;
+  for (int64_t p = 0; p < P; ++p) {
+    const auto& problem = problems_[static_cast<size_t>(step * P + p)];
+    const auto prompt = env_->prompt(problem);
+    for (int64_t k = 0; k < K; ++k) {
+      prompts.push_back(prompt);
+      problems.push_back(&problem);
+    }
+  }
+  RolloutOptions rollout;
+  rollout.sampling.temperature = m.temperature;
+  rollout.sampling.top_p = options_.top_p;
+  rollout.sampling.top_k = options_.top_k;
+  rollout.max_response_tokens = options_.max_response_tokens;
+  rollout.max_tool_calls = options_.max_tool_calls;
+  rollout.seed = options_.train.seed * 7919ull + static_cast<uint64_t>(step);
+  model_->eval();
+  const auto episodes = engine_->run(model_policy(model_), prompts, rollout);
+  model_->train();
+  m.rollout_seconds = seconds_since(start);
+
+  // Rewards and metrics.
+  std::vector<EpisodeOutcome> outcomes;
+  for (size_t i = 0; i < episodes.size(); ++i) outcomes.push_back(env_->judge(episodes[i], *problems[i]));
+  const auto rewards = compute_rewards(outcomes, K, options_.rewards);
+  m.reward_mean = mean(rewards);
+  for (double r : rewards) m.reward_std += (r - m.reward_mean) * (r - m.reward_mean);
+  m.reward_std = std::sqrt(m.reward_std / static_cast<double>(rewards.size()));
+  for (size_t i = 0; i < episodes.size(); ++i) {
+    m.accuracy += outcomes[i].correct;
+    m.format_rate += outcomes[i].format_ok;
+    m.truncation_rate += outcomes[i].truncated;
+    m.response_length += static_cast<double>(episodes[i].response_tokens);
+    m.tool_calls_per_episode += static_cast<double>(episodes[i].num_tool_calls);
+    m.tools.merge(episodes[i].tool_stats);
+  }
+  const double N = static_cast<double>(episodes.size());
+  for (double* v : {&m.accuracy, &m.format_rate, &m.truncation_rate, &m.response_length, &m.tool_calls_per_episode})
+    *v /= N;
+
+  // The batch: every token of every episode; only sampled targets count. With one update and no
+  // KL term, a group whose rewards are all equal has zero gradient under both objectives (its
+  // advantages are 0 and the policy is still pi_old), so it is left out of the forward pass; the
+  // loss is still divided by all N episodes.
+  std::vector<size_t> kept;
+  const bool skip_flat_groups = options_.updates_per_batch == 1 && options_.kl_coef == 0 && options_.ptx_coef == 0;
+  for (size_t g = 0; g < episodes.size(); g += static_cast<size_t>(K)) {
+    bool flat = true;
+    for (size_t i = g; i < g + static_cast<size_t>(K); ++i) flat = flat && rewards[i] == rewards[g];
+    for (size_t i = g; i < g + static_cast<size_t>(K); ++i)
+      if (!(flat && skip_flat_groups)) kept.push_back(i);
+  }
+  m.trained_episodes = static_cast<int64_t>(kept.size());
+  if (kept.empty()) {
+    m.seconds = seconds_since(start);
+    return m;
+  }
+  std::vector<double> kept_rewards;
+  for (const size_t i : kept) kept_rewards.push_back(rewards[i]);
+  size_t longest = 0;
+  for (const size_t i : kept) longest = std::max(longest, episodes[i].tokens.size());
+  const int64_t L = static_cast<int64_t>(longest);
+  Batch batch;
+  batch.total_episodes = static_cast<int64_t>(episodes.size());
+  batch.tokens_NL = torch::zeros({static_cast<int64_t>(kept.size()), L}, torch::kInt64);
+  batch.mask_NT = torch::zeros({static_cast<int64_t>(kept.size()), L - 1}, torch::kFloat32);
+  batch.sampler_logp_NT = torch::zeros_like(batch.mask_NT);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const auto& e = episodes[kept[i]];
+    const int64_t n = static_cast<int64_t>(e.tokens.size());
+    batch.tokens_NL[static_cast<int64_t>(i)].narrow(0, 0, n).copy_(torch::tensor(e.tokens, torch::kInt64));
+    std::vector<float> mask(e.sampled.begin() + 1, e.sampled.end());
+    std::vector<float> logp(e.sampler_logprobs.begin() + 1, e.sampler_logprobs.end());
+    batch.mask_NT[static_cast<int64_t>(i)].narrow(0, 0, n - 1).copy_(torch::tensor(mask));
+    batch.sampler_logp_NT[static_cast<int64_t>(i)].narrow(0, 0, n - 1).copy_(torch::tensor(logp));
+  }
+  batch.rewards_N = torch::tensor(kept_rewards, torch::kFloat64);
+  batch.baselines_N = group_mean_baselines(kept_rewards, K);  // kept groups are whole
+  batch.advantages_N = group_normalised_advantages(kept_rewards, K);
+
+  const auto train_start = Clock::now();
+  m.loss = optimise(batch, m);
+  m.train_seconds = seconds_since(train_start);
+  m.seconds = seconds_since(start);
+  return m;
+}
+
+double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
+  const int64_t N = batch.tokens_NL.size(0), T = batch.mask_NT.size(1);
+  const int64_t micro = options_.micro_batch_size;
+  auto old_logp_NT = torch::zeros({N, T}, torch::kFloat32);
+  torch::Tensor ref_logp_NT;
+  if (reference_) {
+    torch::NoGradGuard no_grad;
+    ref_logp_NT = torch::zeros({N, T}, torch::kFloat32);
+    for (int64_t b = 0; b < N; b += micro) {
+      const int64_t n = std::min(micro, N - b);
+      const auto tokens = batch.tokens_NL.narrow(0, b, n);
+      ref_logp_NT.narrow(0, b, n).copy_(model::next_token_logprobs(reference_->forward(tokens), tokens).to(torch::kFloat32));
+    }
+  }
+  double loss_sum = 0, kl_sum = 0, mismatch = 0;
+  for (int64_t update = 0; update < options_.updates_per_batch; ++update) {
+    model_->zero_grad();
+    begin_qk_recording(model_->model);
+    double loss = 0;
+    for (int64_t b = 0; b < N; b += micro) {
+      const int64_t n = std::min(micro, N - b);
+      const auto tokens = batch.tokens_NL.narrow(0, b, n);
+      const auto mask = batch.mask_NT.narrow(0, b, n);
+      const auto logp = model::next_token_logprobs(model_->forward(tokens), tokens).to(torch::kFloat32);
+      if (update == 0) {  // the weights that sampled: these are pi_old
+        old_logp_NT.narrow(0, b, n).copy_(logp.detach());
+        const auto diff = ((logp.detach() - batch.sampler_logp_NT.narrow(0, b, n)).abs() * mask).max();
+        mismatch = std::max(mismatch, diff.item<double>());
+      }
+      const auto old = old_logp_NT.narrow(0, b, n);
+      torch::Tensor terms = options_.objective == Objective::pmd_mean
+                                ? pmd_mean_terms(logp, old, mask, batch.rewards_N.narrow(0, b, n),
+                                                 batch.baselines_N.narrow(0, b, n), options_.tau)
+                                : grpo_terms(logp, old, mask, batch.advantages_N.narrow(0, b, n), options_.clip_epsilon);
+      if (reference_) {
+        const auto kl = k3_kl_terms(logp, ref_logp_NT.narrow(0, b, n), mask);
+        if (update == 0) kl_sum += kl.detach().sum().item<double>();
+        if (options_.kl_coef > 0) terms = terms + options_.kl_coef * kl.to(terms.dtype());
+      }
+      const auto micro_loss = terms.sum() / static_cast<double>(batch.total_episodes);
+      micro_loss.backward();
+      loss += micro_loss.item<double>();
+    }
+    if (ptx_loader_) {
+      const auto ptx = ptx_loader_->next(options_.ptx_batch_size);
+      const int64_t S = options_.ptx_seq_len;
+      model::ForwardInputs inputs{ptx.tokens_BT.narrow(1, 0, S), ptx.positions_BT.narrow(1, 0, S),
+                                  ptx.segment_ids_BT.defined() ? ptx.segment_ids_BT.narrow(1, 0, S) : torch::Tensor()};
+      const auto targets_mask = ptx.loss_mask_BT.narrow(1, 1, S);
+      const auto nll = masked_nll_sum(model_->forward(inputs), ptx.tokens_BT.narrow(1, 1, S), targets_mask) /
+                       targets_mask.sum().clamp_min(1.0);
+      (options_.ptx_coef * nll).backward();
+      m.ptx_loss = nll.item<double>();
+    }
+    std::vector<torch::Tensor> params;
+    for (const auto& [name, p] : named_parameters_) params.push_back(p);
+    const double max_norm = options_.train.grad_clip > 0 ? options_.train.grad_clip : 1e30;
+    const double norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+    if (update == 0) m.grad_norm = norm;
+    optimizer_->step(m.lr);
+    apply_qk_clip(model_->model, options_.train.optimizer.qk_clip_tau);
+    if (update == 0) loss_sum = loss;
+  }
+  m.kl = kl_sum / static_cast<double>(N);  // over the trained episodes
+  m.logprob_mismatch = mismatch;
+  return loss_sum;
+}
+
+void RlTrainer::save_checkpoint(int64_t step) {
+  CheckpointManager checkpoints(options_.train.run_dir, options_.train.checkpoint_keep);
+  const Json meta = {{"format_version", 1},
+                     {"kind", "rl"},
+                     {"tokens_seen", 0},
+                     {"model_config", model_->model->config.to_hf_json()},
+                     {"recipe", options_.recipe_toml}};
+  const auto dir = checkpoints.save(step, model::named_state(*model_), optimizer_->state_tensors(), meta);
+  log::info("checkpoint ", dir);
+}
+
+RlRunResult RlTrainer::run() {
+  RlRunResult result;
+  const fs::path run_dir(options_.train.run_dir);
+  std::ofstream jsonl(run_dir / "metrics.jsonl");
+  TensorBoardWriter tensorboard((run_dir / "tensorboard").string());
+  const auto console = [&](const std::string& line) {
+    if (!run_options_.quiet_console) std::cerr << line << std::endl;
+  };
+  result.before = evaluate();
+  console("rl: held-out accuracy before RL " + std::to_string(result.before.accuracy) + " (" +
+          std::to_string(result.before.problems) + " problems, tool calls/episode " +
+          std::to_string(result.before.tool_calls_per_episode) + ")");
+  for (int64_t step = 0; step < options_.train.steps; ++step) {
+    auto m = train_step(step);
+    const Json json = m.to_json();
+    jsonl << json.dump() << "\n" << std::flush;
+    std::vector<std::pair<std::string, double>> scalars;
+    for (const auto& [key, value] : json.items())
+      if (value.is_number() && key != "step") scalars.emplace_back("rl/" + key, value.get<double>());
+    tensorboard.add_scalars(m.step, scalars);
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "rl step %ld/%ld reward %.3f+-%.3f acc %.3f len %.1f tools %.2f trunc %.2f kl %.4f loss %.4f "
+                  "|dlogp| %.1e %.1fs",
+                  static_cast<long>(m.step), static_cast<long>(options_.train.steps), m.reward_mean, m.reward_std,
+                  m.accuracy, m.response_length, m.tool_calls_per_episode, m.truncation_rate, m.kl, m.loss,
+                  m.logprob_mismatch, m.seconds);
+    console(line);
+    const bool due = options_.train.checkpoint_interval > 0 && m.step % options_.train.checkpoint_interval == 0;
+    if (due || m.step == options_.train.steps) save_checkpoint(m.step);
+    result.steps.push_back(std::move(m));
+  }
+  result.after = evaluate();
+  console("rl: held-out accuracy after RL " + std::to_string(result.after.accuracy) + " (before " +
+          std::to_string(result.before.accuracy) + ")");
+  const Json eval = {{"before", result.before.to_json()}, {"after", result.after.to_json()},
+                     {"samples_before", result.before.samples}, {"samples_after", result.after.samples}};
+  write_text_file_atomic((run_dir / "eval.json").string(), eval.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  return result;
+}
+
+}  // namespace k2f::train::rl

@@ -1,0 +1,82 @@
+// `k2forge rl`: on-policy RL of a thinking, tool-calling model on the embedded task. One step:
+// P prompts x K samples are rolled out with tools (rollout.h) at the step's temperature, judged
+// and rewarded (rewards.h), then the trainer recomputes the log-probs of the sampled tokens in a
+// training forward pass (checked against the sampler's: logprob_mismatch) and minimises
+// PMD-mean or the GRPO surrogate (objectives.h), plus the optional k3 KL to the frozen initial
+// policy and PTX loss, with the optimizer, clipping and schedule of `k2forge train`. Held-out
+// accuracy is measured before the first and after the last step (eval.json). Metrics go to
+// metrics.jsonl, TensorBoard and the console like the trainer's.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/json_io.h"
+#include "data/chat_template.h"
+#include "data/token_loader.h"
+#include "data/tokenizer.h"
+#include "model/kimi_model.h"
+#include "train/optim/optimizer.h"
+#include "train/rl/arithmetic_env.h"
+#include "train/rl/evaluation.h"
+#include "train/rl/rl_options.h"
+#include "train/rl/rollout.h"
+#include "train/rl/tools.h"
+
+namespace k2f::train::rl {
+
+struct RlStepMetrics {
+  int64_t step = 0;  // 1-based
+  double loss = 0, ptx_loss = 0, lr = 0, grad_norm = 0, temperature = 0;
+  double reward_mean = 0, reward_std = 0, accuracy = 0, format_rate = 0;
+  double response_length = 0, tool_calls_per_episode = 0, truncation_rate = 0;
+  double kl = 0;                 // k3 estimate to the reference (0 without one)
+  double logprob_mismatch = 0;   // max |trainer - sampler| log-prob over sampled tokens
+  ToolStats tools;
+  int64_t trained_episodes = 0;  // episodes in groups with a learning signal (see train_step)
+  double rollout_seconds = 0, train_seconds = 0, seconds = 0;
+  Json to_json() const;
+};
+
+struct RlRunResult {
+  EvalReport before, after;
+  std::vector<RlStepMetrics> steps;
+};
+
+struct RlRunOptions {
+  bool quiet_console = false;
+};
+
+class RlTrainer {
+ public:
+  explicit RlTrainer(RlOptions options, RlRunOptions run_options = {});
+  ~RlTrainer();
+
+  RlRunResult run();                // eval, steps, eval; checkpoints and metrics in train.run_dir
+  RlStepMetrics train_step(int64_t step);
+  EvalReport evaluate();
+
+  model::KimiForCausalLM& model() { return model_; }
+
+ private:
+  struct Batch;
+  double optimise(const Batch& batch, RlStepMetrics& m);
+  void save_checkpoint(int64_t step);
+
+  RlOptions options_;
+  RlRunOptions run_options_;
+  data::Tokenizer tokenizer_;
+  std::unique_ptr<data::ChatTemplate> chat_;
+  std::unique_ptr<ToolRunner> tools_;
+  std::unique_ptr<RolloutEngine> engine_;
+  std::unique_ptr<ArithmeticEnvironment> env_;
+  model::KimiForCausalLM model_{nullptr};
+  model::KimiForCausalLM reference_{nullptr};
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<data::TokenLoader> ptx_loader_;
+  std::vector<data::ArithmeticProblem> problems_;
+};
+
+}  // namespace k2f::train::rl

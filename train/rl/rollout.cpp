@@ -1,0 +1,127 @@
+#include "train/rl/rollout.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace k2f::train::rl {
+
+void RolloutOptions::validate(const std::string& prefix) const {
+  sampling.validate(prefix);
+  check(max_response_tokens > 0, prefix, ".max_response_tokens (", max_response_tokens, ") must be positive");
+  check(max_tool_calls >= 0, prefix, ".max_tool_calls (", max_tool_calls, ") must be >= 0");
+}
+
+Policy model_policy(model::KimiForCausalLM lm) {
+  return [lm](const std::vector<std::vector<int64_t>>& contexts, const model::GenerationOptions& options) mutable {
+    return model::generate(lm, contexts, options);
+  };
+}
+
+RolloutEngine::RolloutEngine(const data::Tokenizer& tokenizer, const data::ChatTemplate& chat, const ToolRunner& tools)
+    : tokenizer_(tokenizer), chat_(chat), tools_(tools), ids_(TurnTokens::from(tokenizer)) {
+  stop_ids_ = {ids_.section_end, ids_.im_end};
+  if (tokenizer.eos_id() >= 0) stop_ids_.push_back(tokenizer.eos_id());
+}
+
+namespace {
+
+int64_t last_turn_start(const Episode& e) {
+  // The current turn starts after the last non-sampled token (prompt or tool results).
+  int64_t start = static_cast<int64_t>(e.tokens.size());
+  while (start > e.prompt_length && e.sampled[static_cast<size_t>(start - 1)]) --start;
+  return start;
+}
+
+}  // namespace
+
+bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated, int64_t budget, bool last_round,
+                           int64_t max_tool_calls) const {
+  const int64_t turn_start = last_turn_start(e);
+  const int64_t taken = std::min<int64_t>(budget, static_cast<int64_t>(generated.tokens.size()));
+  for (int64_t t = 0; t < taken; ++t) {
+    e.tokens.push_back(generated.tokens[static_cast<size_t>(t)]);
+    e.sampled.push_back(1);
+    e.sampler_logprobs.push_back(generated.model_logprobs[static_cast<size_t>(t)]);
+  }
+  e.response_tokens += taken;
+  const std::vector<int64_t> turn(e.tokens.begin() + turn_start, e.tokens.end());
+  const ParsedTurn parsed = parse_assistant_turn(turn, ids_, tokenizer_);
+  e.think_ok = e.think_ok && parsed.think_ok;
+  const bool stopped = generated.finish == model::FinishReason::kStop &&
+                       taken == static_cast<int64_t>(generated.tokens.size()) && taken > 0;
+  if (!stopped) {
+    e.truncated = true;
+    return true;
+  }
+  if (e.tokens.back() != ids_.section_end) {  // <|im_end|> or eos: the answer
+    e.final_content = parsed.content;
+    return true;
+  }
+  // A tool-use turn: run every call, show the results, resume.
+  std::vector<data::ChatMessage> messages;
+  for (const auto& call : parsed.calls) {
+    const ToolResult r = e.num_tool_calls < max_tool_calls ? tools_.run(call, e.num_tool_calls)
+                                                           : tools_.refuse_over_limit(call, e.num_tool_calls, max_tool_calls);
+    ++e.num_tool_calls;
+    e.tool_stats.add(r.event);
+    data::ChatMessage m;
+    m.role = data::ChatRole::tool;
+    m.header = r.tool_name;
+    m.content = r.content;
+    m.tool_call_id = r.call_id;
+    e.tool_messages.push_back(r.content);
+    messages.push_back(std::move(m));
+  }
+  for (const int32_t id : chat_.render_tool_results(messages)) {
+    e.tokens.push_back(id);
+    e.sampled.push_back(0);
+    e.sampler_logprobs.push_back(0.0);
+  }
+  if (last_round) {
+    e.truncated = true;  // no round left to answer in
+    return true;
+  }
+  return false;
+}
+
+std::vector<Episode> RolloutEngine::run(const Policy& policy, const std::vector<std::vector<int64_t>>& prompts,
+                                        const RolloutOptions& options) const {
+  options.validate();
+  std::vector<Episode> episodes(prompts.size());
+  std::vector<size_t> active;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    episodes[i].tokens = prompts[i];
+    episodes[i].prompt_length = static_cast<int64_t>(prompts[i].size());
+    episodes[i].sampled.assign(prompts[i].size(), 0);
+    episodes[i].sampler_logprobs.assign(prompts[i].size(), 0.0);
+    active.push_back(i);
+  }
+  for (int64_t round = 0; round <= options.max_tool_calls && !active.empty(); ++round) {
+    std::vector<std::vector<int64_t>> contexts;
+    int64_t longest_budget = 0;
+    for (const size_t i : active) {
+      contexts.push_back(episodes[i].tokens);
+      longest_budget = std::max(longest_budget, options.max_response_tokens - episodes[i].response_tokens);
+    }
+    model::GenerationOptions generation;
+    generation.sampling = options.sampling;
+    generation.max_new_tokens = longest_budget;
+    generation.stop_token_ids = stop_ids_;
+    generation.seed = options.seed * 1000003ull + static_cast<uint64_t>(round);
+    const auto generated = policy(contexts, generation);
+    check(generated.size() == active.size(), "rollout: the policy returned ", generated.size(), " rows for ",
+          active.size(), " contexts");
+    std::vector<size_t> still_active;
+    for (size_t r = 0; r < active.size(); ++r) {
+      Episode& e = episodes[active[r]];
+      const bool over = absorb(e, generated[r], options.max_response_tokens - e.response_tokens,
+                               round == options.max_tool_calls, options.max_tool_calls);
+      if (!over) still_active.push_back(active[r]);
+    }
+    active = std::move(still_active);
+  }
+  return episodes;
+}
+
+}  // namespace k2f::train::rl

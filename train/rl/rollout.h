@@ -1,0 +1,74 @@
+// Agentic rollouts: the model writes an assistant turn; when it stops at
+// <|tool_calls_section_end|> the calls are parsed and run (ToolRunner), the turn is closed with
+// <|im_end|>, the tool messages and the next assistant header are appended (ChatTemplate::
+// render_tool_results) and generation resumes, up to max_tool_calls calls. Every episode keeps
+// which tokens the model sampled (the only ones a loss may touch: template and tool-result tokens
+// never are) with the sampler's log-probs, so the trainer can check its recomputation. Generation
+// goes through a Policy function, so tests can script the model's turns.
+// Legend: N episodes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/chat_template.h"
+#include "data/tokenizer.h"
+#include "model/sampler.h"
+#include "train/rl/tools.h"
+#include "train/rl/turn_parser.h"
+
+namespace k2f::train::rl {
+
+struct RolloutOptions {
+  model::SamplingOptions sampling;
+  int64_t max_response_tokens = 128;  // sampled tokens per episode, all turns together (the budget)
+  int64_t max_tool_calls = 2;         // calls per episode; later calls get an over_limit message
+  uint64_t seed = 0;
+  void validate(const std::string& prefix = "rl") const;
+};
+
+struct Episode {
+  std::vector<int64_t> tokens;            // prompt, then everything after it
+  int64_t prompt_length = 0;
+  std::vector<uint8_t> sampled;           // per token: 1 where the model sampled it
+  std::vector<double> sampler_logprobs;   // per token: the sampler's log_softmax(logits)[token] (0 elsewhere)
+  int64_t response_tokens = 0;            // sampled tokens
+  bool truncated = false;                 // hit the budget (or ran out of tool rounds) before answering
+  bool think_ok = true;                   // every turn opened and closed its thinking properly
+  int64_t num_tool_calls = 0;
+  ToolStats tool_stats;
+  std::string final_content;              // content of the answering turn ("" when truncated)
+  std::vector<std::string> tool_messages; // what the model was shown, in order (for logs and tests)
+};
+
+// (contexts, options) -> one generated sequence per context. model_policy wraps model::generate.
+using Policy = std::function<std::vector<model::GeneratedSequence>(const std::vector<std::vector<int64_t>>&,
+                                                                   const model::GenerationOptions&)>;
+Policy model_policy(model::KimiForCausalLM lm);
+
+class RolloutEngine {
+ public:
+  // All three must outlive the engine.
+  RolloutEngine(const data::Tokenizer& tokenizer, const data::ChatTemplate& chat, const ToolRunner& tools);
+
+  std::vector<Episode> run(const Policy& policy, const std::vector<std::vector<int64_t>>& prompts,
+                           const RolloutOptions& options) const;
+
+  // Appends the sampled tokens of one generation step to `episode` (at most `budget` of them) and
+  // handles what they end with; returns true when the episode is over. Exposed for tests.
+  bool absorb(Episode& episode, const model::GeneratedSequence& generated, int64_t budget, bool last_round,
+              int64_t max_tool_calls) const;
+
+  const std::vector<int64_t>& stop_ids() const { return stop_ids_; }
+
+ private:
+  const data::Tokenizer& tokenizer_;
+  const data::ChatTemplate& chat_;
+  const ToolRunner& tools_;
+  TurnTokens ids_;
+  std::vector<int64_t> stop_ids_;
+};
+
+}  // namespace k2f::train::rl
