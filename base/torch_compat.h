@@ -25,6 +25,15 @@
 #define K2F_HAS_GROUPED_MM 0
 #endif
 
+// c10::Allocator: allocate() is const in 1.13 and not from 2.3, which also makes copy_data pure.
+#if K2F_TORCH_AT_LEAST(2, 3)
+#define K2F_ALLOCATE_CONST
+#define K2F_ALLOCATOR_HAS_COPY_DATA 1
+#else
+#define K2F_ALLOCATE_CONST const
+#define K2F_ALLOCATOR_HAS_COPY_DATA 0
+#endif
+
 namespace k2f::compat {
 
 inline const char* torch_version() { return TORCH_VERSION; }

@@ -10,6 +10,7 @@
 
 #include <c10/core/CPUAllocator.h>
 
+#include "base/torch_compat.h"
 #include "model/kimi_model.h"
 #include "train/losses.h"
 #include "train/plan/memory_plan.h"
@@ -21,12 +22,15 @@ namespace {
 
 class CountingAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t bytes) const override {
+  c10::DataPtr allocate(size_t bytes) K2F_ALLOCATE_CONST override {
     auto* block = new Block{base_->allocate(bytes), bytes, this};
     live_ += static_cast<int64_t>(bytes);
     return {block->inner.get(), block, &release, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+#if K2F_ALLOCATOR_HAS_COPY_DATA
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#endif
   int64_t live() const { return live_; }
 
   // Installs itself as LibTorch's CPU allocator for the lifetime of the returned guard.
