@@ -37,13 +37,22 @@ model::ForwardInputs on(const model::ForwardInputs& in, const c10::Device& devic
   return model::ForwardInputs{in.tokens_BT.to(device), in.positions_BT, in.segment_ids_BT};
 }
 
+// The tiny model twice from one seed: on the CPU and on the GPU.
+struct Twins {
+  model::KimiForCausalLM cpu{nullptr}, gpu{nullptr};
+};
+Twins cpu_and_gpu_models(const model::ModelConfig& config, uint64_t seed) {
+  Twins twins{model::KimiForCausalLM(config), model::KimiForCausalLM(config)};
+  model::init_weights(twins.cpu, seed);
+  model::init_weights(twins.gpu, seed);
+  twins.gpu->to(kGpu);
+  return twins;
+}
+
 TEST(Cuda, ModelForwardAndGradientsMatchTheCpuInFp32) {
   K2F_REQUIRE_GPU();
   auto config = testing::tiny_config();
-  model::KimiForCausalLM cpu(config), gpu(config);
-  model::init_weights(cpu, 7);
-  model::init_weights(gpu, 7);
-  gpu->to(kGpu);
+  auto [cpu, gpu] = cpu_and_gpu_models(config, 7);
   const auto inputs = random_inputs(config.vocab_size, 2, 12, 3);
   const auto logits_cpu = cpu->forward(inputs);
   const auto logits_gpu = gpu->forward(on(inputs, kGpu));
@@ -84,10 +93,7 @@ TEST(Cuda, GroupedExpertGemmMatchesOneGemmPerExpertInBf16) {
 TEST(Cuda, LatentKvCacheDecodeMatchesTheCpu) {
   K2F_REQUIRE_GPU();
   auto config = testing::tiny_config();
-  model::KimiForCausalLM cpu(config), gpu(config);
-  model::init_weights(cpu, 5);
-  model::init_weights(gpu, 5);
-  gpu->to(kGpu);
+  auto [cpu, gpu] = cpu_and_gpu_models(config, 5);
   torch::NoGradGuard no_grad;
   const auto tokens_BT = random_inputs(config.vocab_size, 2, 10, 9).tokens_BT;
   auto cache_cpu = cpu->make_cache(2, 16);
