@@ -92,6 +92,10 @@ void TokenStore::read_doc_offsets() {
   int64_t length = 0;
   check_integer_dataset(doc_offsets_dataset_, "doc_offsets", 8, true, &length);
   check(length >= 2, path_, ": /doc_offsets has ", length, " entries, expected at least 2 (one document)");
+  // Offsets rise strictly from 0 to the token count, so there are at most num_tokens + 1 of them;
+  // checked before reading so a corrupt length cannot size a huge buffer.
+  check(length <= num_tokens_ + 1, path_, ": /doc_offsets has ", length, " entries, more than /tokens (",
+        num_tokens_, ") plus one");
   doc_offsets_.resize(length);
   read_range(doc_offsets_dataset_, H5T_NATIVE_INT64, "doc_offsets", 0, length, doc_offsets_.data());
   check(doc_offsets_[0] == 0, path_, ": /doc_offsets[0] is ", doc_offsets_[0], ", expected 0");

@@ -21,8 +21,12 @@ namespace fs = std::filesystem;
 std::vector<std::string> read_tiktoken_model(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   check(in.good(), path, ": cannot open for reading (a tokenizer directory needs tiktoken.model)");
-  std::vector<std::string> tokens;
-  std::vector<int64_t> line_of_rank;
+  struct RankLine {
+    std::string bytes;
+    int64_t rank = 0;
+    int64_t number = 0;
+  };
+  std::vector<RankLine> lines;
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -38,18 +42,22 @@ std::vector<std::string> read_tiktoken_model(const std::string& path) {
     const long long rank = std::strtoll(rank_text.c_str(), &end, 10);
     check(!rank_text.empty() && *end == '\0' && rank >= 0 && rank < (1LL << 31) && std::isdigit(rank_text[0]), path,
           ":", number, ": expected a non-negative integer rank, got \"", rank_text, "\"");
-    if (static_cast<size_t>(rank) >= tokens.size()) {
-      tokens.resize(rank + 1);
-      line_of_rank.resize(rank + 1, 0);
-    }
-    check(line_of_rank[rank] == 0, path, ":", number, ": duplicate rank ", rank, " (already given on line ",
-          line_of_rank[rank], ")");
-    tokens[rank] = *bytes;
-    line_of_rank[rank] = number;
+    lines.push_back({*bytes, rank, number});
+  }
+  // Ranks are 0..n-1 for n lines, so a rank of n or more is a gap; checking it before sizing the
+  // table keeps a stray huge rank from allocating gigabytes.
+  std::vector<std::string> tokens(lines.size());
+  std::vector<int64_t> line_of_rank(lines.size(), 0);
+  for (auto& entry : lines) {
+    check(entry.rank < static_cast<int64_t>(lines.size()), path, ":", entry.number, ": rank ", entry.rank,
+          " is out of range: the file has ", lines.size(), " ranks, so they must be 0..", lines.size() - 1);
+    check(line_of_rank[entry.rank] == 0, path, ":", entry.number, ": duplicate rank ", entry.rank,
+          " (already given on line ", line_of_rank[entry.rank], ")");
+    tokens[entry.rank] = std::move(entry.bytes);
+    line_of_rank[entry.rank] = entry.number;
   }
   check(!tokens.empty(), path, ": no ranks (expected one \"<base64 bytes> <rank>\" line per token)");
-  for (size_t r = 0; r < tokens.size(); ++r)
-    check(line_of_rank[r] != 0, path, ": rank ", r, " is missing (ranks must be 0..", tokens.size() - 1, ")");
+  // n lines, ranks below n and none twice: every rank 0..n-1 is present.
   std::map<std::string, size_t> seen;
   for (size_t r = 0; r < tokens.size(); ++r) {
     const auto [it, inserted] = seen.emplace(tokens[r], r);
@@ -109,6 +117,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens, std::vector<SpecialToken> 
     const auto& s = specials_[i];
     check(s.id >= num_ranks(), "special token \"", s.content, "\" has id ", s.id, ", inside the ranks [0, ",
           num_ranks(), ")");
+    check(s.id - num_ranks() < kMaxSpecialIdSpan, "special token \"", s.content, "\" has id ", s.id, ", more than ",
+          kMaxSpecialIdSpan, " ids above the last rank ", num_ranks() - 1, " (special ids follow the ranks)");
     check(i == 0 || specials_[i - 1].id != s.id, "special token id ", s.id, " is given twice");
     check(!s.content.empty(), "special token ", s.id, " has empty content");
     vocab_size_ = std::max(vocab_size_, s.id + 1);

@@ -21,6 +21,10 @@ namespace k2f::data {
 
 class Tokenizer {
  public:
+  // Special ids sit just above the ranks (K2: 256 of them); a far larger gap is a broken config,
+  // refused before it sizes the id table.
+  static constexpr int32_t kMaxSpecialIdSpan = 1 << 16;
+
   // tokens[r] = bytes of rank r; specials must have ids >= tokens.size(); eos_content names one.
   Tokenizer(std::vector<std::string> tokens, std::vector<SpecialToken> specials, std::string pattern,
             std::string eos_content = "[EOS]");

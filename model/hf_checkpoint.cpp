@@ -4,13 +4,13 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "model/safetensors.h"
 
 namespace k2f::model {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr const char* kSingleFile = "model.safetensors";
 
 }  // namespace
@@ -20,7 +20,7 @@ HfDirectory::HfDirectory(const std::string& dir) : dir_(dir) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   config_json_ = read_json_file(config_path);
   config_ = ModelConfig::from_hf_json(config_json_, config_path);
-  const auto index_path = fs::path(dir) / kIndexFile;
+  const auto index_path = fs::path(dir) / kSafetensorsIndexFile;
   if (fs::exists(index_path)) {
     index_source_ = index_path.string();
     const Json index = read_json_file(index_source_);
@@ -36,7 +36,7 @@ HfDirectory::HfDirectory(const std::string& dir) : dir_(dir) {
     return;
   }
   const auto single = fs::path(dir) / kSingleFile;
-  check(fs::exists(single), dir, ": neither ", kIndexFile, " nor ", kSingleFile, " found");
+  check(fs::exists(single), dir, ": neither ", kSafetensorsIndexFile, " nor ", kSingleFile, " found");
   index_source_ = single.string();
   auto file = std::make_unique<SafetensorsFile>(index_source_);
   for (const auto& name : file->names()) weight_map_[name] = kSingleFile;

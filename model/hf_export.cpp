@@ -7,13 +7,12 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "model/safetensors.h"
 
 namespace k2f::model {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kIndexFile = "model.safetensors.index.json";
 
 std::string shard_name(size_t index, size_t count) {
   char buffer[64];
@@ -77,7 +76,7 @@ void write_hf_directory(const std::vector<ExportTensor>& tensors, const Json& co
       write_safetensors((temporary / file).string(), shard);
     }
     Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-    write_text_file_atomic((temporary / kIndexFile).string(), index.dump(2) + "\n");
+    write_text_file_atomic((temporary / kSafetensorsIndexFile).string(), index.dump(2) + "\n");
     write_text_file_atomic((temporary / "config.json").string(), config_json.dump(2) + "\n");
     fs::rename(temporary, final_dir);
   } catch (...) {

@@ -16,6 +16,9 @@
 
 namespace k2f::model {
 
+// The index of a sharded HF checkpoint directory (tensor name -> shard file).
+inline constexpr const char* kSafetensorsIndexFile = "model.safetensors.index.json";
+
 enum class StDtype { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL, F8_E4M3 };
 
 const char* dtype_name(StDtype dtype);

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -273,7 +274,7 @@ void DistributedContext::check_on_all_ranks(const std::function<void()>& body) {
   }
   const std::string key = "k2f/agree/" + std::to_string(agreement_round_++) + "/";
   if (env.world_size == 1) {
-    if (failed) throw Error(message);
+    if (failed) throw AgreedFailure(message);
     return;
   }
   // Failed ranks publish their message first, so the others can read it after the all-reduce.
@@ -289,8 +290,31 @@ void DistributedContext::check_on_all_ranks(const std::function<void()>& body) {
     // Rank 0 hosts the store: nobody leaves (and takes the store down) before everyone has read.
     auto read_W = torch::zeros({1}, failed_W.options().device(backend == "nccl" ? torch::kCUDA : torch::kCPU));
     all_reduce_sum(world, read_W);
-    throw Error("rank " + std::to_string(r) + ": " + std::string(bytes.begin(), bytes.end()));
+    throw AgreedFailure("rank " + std::to_string(r) + ": " + std::string(bytes.begin(), bytes.end()));
   }
+}
+
+std::string DistributedContext::agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait) {
+  std::string message = "rank " + std::to_string(env.rank) + ": " + local_message;
+  if (env.world_size == 1 || !store) return local_message;
+  const std::string arrived_key = "k2f/failure/arrived", message_key = "k2f/failure/message";
+  world.reset();  // the last reference once the trainer is gone: closes this rank's connections
+  try {
+    store->setTimeout(wait);
+    if (store->add(arrived_key, 1) == 1) {
+      store->set(message_key, std::vector<uint8_t>(message.begin(), message.end()));
+    } else {
+      const auto first = store->get(message_key);
+      message.assign(first.begin(), first.end());
+    }
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (store->add(arrived_key, 0) < env.world_size && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (const std::exception&) {
+    // The store went away with its host (rank 0 died): this rank's own message is all there is.
+  }
+  return message;
 }
 
 }  // namespace k2f::parallel

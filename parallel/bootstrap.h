@@ -14,6 +14,7 @@
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
+#include "base/error.h"
 #include "parallel/comm.h"
 
 namespace k2f::parallel {
@@ -54,6 +55,12 @@ struct DistOptions {
   void validate(const std::string& prefix = "parallel") const;
 };
 
+// Thrown by check_on_all_ranks: every rank already holds the same message, no further agreement.
+class AgreedFailure : public Error {
+ public:
+  using Error::Error;
+};
+
 class DistributedContext {
  public:
   LaunchEnv env;
@@ -75,6 +82,14 @@ class DistributedContext {
   // any rank, every rank throws the lowest failing rank's message ("rank R: ...") instead of
   // hanging in a later collective.
   void check_on_all_ranks(const std::function<void()>& body);
+
+  // A rank that failed mid-run (anywhere but check_on_all_ranks) calls this with its message, as
+  // does every rank whose collective then broke. The first caller's message is published in the
+  // store and returned to every caller ("rank R: ..."), so all ranks exit with the same reason.
+  // The world group is released first: peers blocked in a collective with this rank fail at once
+  // rather than at the collective timeout. Waits at most `wait` for the others to arrive, because
+  // rank 0 hosts the store. Without a reachable store it returns this rank's own message.
+  std::string agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait);
 
  private:
   int64_t agreement_round_ = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages k2forge needs, only those missing. Idempotent; works as root
-# (or through sudo when available). Everything comes from Debian's apt archive.
+# (or through sudo when available). Everything comes from Debian's apt archive. Arguments name
+# extra packages to make sure of.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev time
   python3 python3-torch python3-numpy python3-h5py python3-matplotlib
 )
+
+# Extra packages a script needs beyond these (scripts/fuzz.sh passes clang) come as arguments.
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

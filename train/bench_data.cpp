@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/stopwatch.h"
 #include "data/document_reader.h"
 #include "data/store_builder.h"
 #include "data/token_loader.h"
@@ -17,7 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // The corpus documents joined by blank lines, repeated until `bytes` long.
 std::string repeated_corpus(const std::string& path, size_t bytes) {

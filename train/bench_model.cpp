@@ -6,6 +6,7 @@
 
 #include "base/device.h"
 #include "base/log.h"
+#include "base/stopwatch.h"
 #include "model/kimi_model.h"
 #include "model/param_count.h"
 
@@ -14,9 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // One training step's compute: forward, mean next-token NLL, backward.
 void forward_backward(model::KimiForCausalLM& lm, const torch::Tensor& tokens_BT) {

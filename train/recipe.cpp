@@ -122,6 +122,8 @@ std::vector<KeySpec> train_keys() {
       {"parallel.timeout_s", KeyType::Float, 300.0, "timeout of the rendezvous and of every collective"},
       {"debug.nan_at_step", KeyType::Int, 0, "tests only: make the loss NaN from this 1-based step (0: never)"},
       {"debug.nan_steps", KeyType::Int, 1, "tests only: for this many consecutive steps"},
+      {"debug.fail_at_step", KeyType::Int, 0, "tests only: throw an error at the start of this 1-based step (0: never)"},
+      {"debug.fail_rank", KeyType::Int, 0, "tests only: the rank that throws at debug.fail_at_step"},
       {"log.tensorboard", KeyType::Bool, true, "write TensorBoard event files"},
       {"log.peak_tflops", KeyType::Float, 0.0, "peak for MFU (0: measure the bf16 GEMM rate at start)"},
       // [cluster]: the machines `k2forge plan` (and the plan check of `k2forge train`) sizes the

@@ -42,6 +42,8 @@ void TrainOptions::validate(int64_t world_size) const {
   check(max_bad_steps >= 1, "train.max_bad_steps (", max_bad_steps, ") must be >= 1");
   check(debug_nan_at_step >= 0 && debug_nan_steps >= 1, "debug.nan_at_step (", debug_nan_at_step,
         ") must be >= 0 and debug.nan_steps (", debug_nan_steps, ") >= 1");
+  check(debug_fail_at_step >= 0 && debug_fail_rank >= 0, "debug.fail_at_step (", debug_fail_at_step,
+        ") and debug.fail_rank (", debug_fail_rank, ") must be >= 0");
   check(seq_len > 0, "train.seq_len (", seq_len, ") must be positive");
   check(seq_len <= model.max_position_embeddings, "train.seq_len (", seq_len, ") must be <= model.max_position_embeddings (",
         model.max_position_embeddings, ")");
@@ -141,6 +143,8 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.max_bad_steps = r.get_int("train.max_bad_steps");
   o.debug_nan_at_step = r.get_int("debug.nan_at_step");
   o.debug_nan_steps = r.get_int("debug.nan_steps");
+  o.debug_fail_at_step = r.get_int("debug.fail_at_step");
+  o.debug_fail_rank = r.get_int("debug.fail_rank");
   o.recipe_toml = r.to_toml();
   return o;
 }

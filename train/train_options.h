@@ -50,6 +50,8 @@ struct TrainOptions {
   int64_t max_bad_steps = 5;     // consecutive non-finite steps (each skipped) before stopping
   int64_t debug_nan_at_step = 0;  // tests: the loss is NaN for steps [at, at + count), 1-based
   int64_t debug_nan_steps = 1;
+  int64_t debug_fail_at_step = 0;  // tests: rank debug_fail_rank throws at the start of this step
+  int64_t debug_fail_rank = 0;
   std::string recipe_toml;  // the resolved recipe, stored in checkpoints
 
   // The layout for `world_size` ranks, with dp 0 replaced by world_size / pp.

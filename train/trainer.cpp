@@ -10,6 +10,7 @@
 #include "base/device.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/stopwatch.h"
 #include "data/tokenizer.h"
 #include "model/hf_checkpoint.h"
 #include "model/param_count.h"
@@ -27,7 +28,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 constexpr const char* kRngName = "rng.torch_cpu";
 
@@ -238,6 +238,8 @@ StepMetrics Trainer::train_step(int64_t step) {
   m.step = step + 1;
   m.lr = learning_rate(options_.schedule, options_.lr, step, options_.steps);
 
+  check(options_.debug_fail_at_step != m.step || options_.debug_fail_rank != parallel_->rank(),
+        "debug.fail_at_step: injected failure at step ", m.step, " on rank ", parallel_->rank());
   auto data_start = Clock::now();
   const int64_t accumulation = options_.accumulation_steps(parallel_->layout().dp);
   std::vector<data::TokenBatch> micro_batches;

@@ -153,6 +153,9 @@ TEST(TokenStore, StructuralDefectsAreNamed) {
   RawStore unordered = ok;
   unordered.doc_offsets = {0, 3, 3, 5};
   expect_defect("unordered.h5", unordered, {"/doc_offsets[2] = 3 must exceed"});
+  RawStore too_many_offsets = ok;
+  too_many_offsets.doc_offsets = {0, 1, 2, 3, 4, 5, 6};
+  expect_defect("toomany.h5", too_many_offsets, {"/doc_offsets has 7 entries, more than /tokens (5) plus one"});
   RawStore no_hash = ok;
   no_hash.tokenizer_hash.reset();
   expect_defect("nohash.h5", no_hash, {"attribute \"tokenizer_hash\" is missing"});

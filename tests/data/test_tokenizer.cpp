@@ -218,7 +218,13 @@ TEST(Tokenizer, MalformedFilesNameTheFileAndLine) {
   expect_error([&] { Tokenizer::load(write_tokenizer_dir(dir, "fields", "YWI=\n")); },
                {"tiktoken.model:257", "expected \"<base64 bytes> <rank>\""});
   expect_error([&] { Tokenizer::load(write_tokenizer_dir(dir, "gap", "YWI= 300\n")); },
-               {"tiktoken.model", "rank 256 is missing"});
+               {"tiktoken.model:257", "rank 300 is out of range", "0..256"});
+  // Found while writing the fuzz targets: one huge rank used to size the table (gigabytes).
+  expect_error([&] { Tokenizer::load(write_tokenizer_dir(dir, "huge", "YWI= 2000000000\n")); },
+               {"tiktoken.model:257", "rank 2000000000 is out of range"});
+  expect_error([&] {
+    Tokenizer::load(write_tokenizer_dir(dir, "far", "", R"({"added_tokens_decoder": {"2000000000": {"content": "x"}}})"));
+  }, {"has id 2000000000", "ids above the last rank 255"});
   expect_error([&] { Tokenizer::load(write_tokenizer_dir(dir, "same", base64_encode("a") + " 256\n")); },
                {"tiktoken.model:257", "same bytes as rank 97"});
   expect_error([&] { Tokenizer::load(write_tokenizer_dir(dir, "json", "", "{\"added_tokens_decoder\": ")); },

@@ -10,6 +10,7 @@
 #include "base/json_io.h"
 #include "data/tokenizer.h"
 #include "e2e/e2e_paths.h"
+#include "e2e/logprob_tables.h"
 #include "test_util.h"
 
 namespace k2f {
@@ -21,23 +22,13 @@ using testing::ScratchDir;
 
 using testing::kBinary;
 using testing::kSource;
+using testing::max_abs_difference;
 
 // The reference directories written by the CTest fixture "reference_models".
 std::string reference_dir(const std::string& variant) {
   const std::string dir = std::string(K2F_REFERENCE_DIR) + "/" + (variant.empty() ? "default" : variant);
   EXPECT_TRUE(fs::exists(dir + "/expected.json")) << dir << " missing: run the reference_models test first";
   return dir;
-}
-
-double max_abs_difference(const Json& a, const Json& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].size(), b[i].size()) << "row " << i;
-    for (size_t t = 0; t < std::min(a[i].size(), b[i].size()); ++t)
-      worst = std::max(worst, std::abs(a[i][t].get<double>() - b[i][t].get<double>()));
-  }
-  return worst;
 }
 
 // Scores the reference tokens with `model_dir` and returns the largest per-token deviation.

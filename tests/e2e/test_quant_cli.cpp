@@ -10,6 +10,7 @@
 
 #include "base/json_io.h"
 #include "e2e/e2e_paths.h"
+#include "e2e/logprob_tables.h"
 #include "test_util.h"
 
 namespace k2f {
@@ -18,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::kBinary;
 using testing::kSource;
+using testing::max_abs_difference;
 using testing::run_command;
 using testing::ScratchDir;
 
@@ -28,17 +30,6 @@ Json score(const std::string& model_dir, const std::string& tokens, const std::s
   const auto r = run_command(kBinary + " score --model " + model_dir + " --tokens " + tokens + " --out " + out + " " + extra);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return read_json_file(out)["logprobs"];
-}
-
-double max_abs_difference(const Json& a, const Json& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    EXPECT_EQ(a[i].size(), b[i].size()) << "row " << i;
-    for (size_t t = 0; t < std::min(a[i].size(), b[i].size()); ++t)
-      worst = std::max(worst, std::abs(a[i][t].get<double>() - b[i][t].get<double>()));
-  }
-  return worst;
 }
 
 TEST(QuantCli, Fp8BlockDirectoriesScoreLikeTheirDequantisedTwins) {

@@ -2,8 +2,8 @@
 // recipe trains 20 steps in one process and under mpirun (same seed, same store built here from
 // assets/corpus, fp32, router in fp64 so no top-k tie can flip); every step's loss agrees within
 // 1e-5 relative and every parameter after step 1 within 1e-6. A checkpoint written by an
-// expert-parallel run resumes under other layouts with the same losses, and a config error on
-// one rank stops every rank with its message, within a timeout.
+// expert-parallel run resumes under other layouts with the same losses, and a config error or a
+// mid-run failure on one rank stops every rank with its message, within a timeout.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -241,6 +241,28 @@ TEST_F(TrainDist, InvalidLayoutStopsEveryRank) {
   EXPECT_NE(r.output.find("rank 1 exit 1"), std::string::npos) << r.output;
 }
 
+// One rank throws at the start of step 3 while the other waits for it in that step's first
+// collective. The collective timeout (600 s) is far beyond the test's limit (120 s), so only the
+// failure agreement can end the run in time; both ranks must exit 1 with the failing rank's message.
+// Rank 0 hosts the rendezvous store, so its failure is the harder case.
+TEST_F(TrainDist, FailureOnOneRankMidRunStopsEveryRankWithItsMessage) {
+  for (const int failing_rank : {1, 0}) {
+    const std::string run = "midrun" + std::to_string(failing_rank);
+    const std::string command = kBinary + " train --recipe " + kSource + "/recipes/tiny_moe_dp2.toml --set train.run_dir=" +
+                                (dir() / run) + " --set data.paths=" + store() + " --set data.tokenizer=" + kSource +
+                                "/assets/tokenizer --set log.peak_tflops=1 --set parallel.timeout_s=600 --set debug.fail_at_step=3" +
+                                " --set debug.fail_rank=" + std::to_string(failing_rank);
+    const auto r = run_command("timeout 120 " + kMpirun + " -np 2 " + each_rank_reports(command));
+    EXPECT_NE(r.exit_code, 124) << "timed out: " << r.output;
+    const std::string message = "rank " + std::to_string(failing_rank) +
+                                ": debug.fail_at_step: injected failure at step 3 on rank " + std::to_string(failing_rank);
+    EXPECT_EQ(count(r.output, message), 2u) << r.output;
+    EXPECT_NE(r.output.find("rank 0 exit 1"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("rank 1 exit 1"), std::string::npos) << r.output;
+    EXPECT_EQ(losses(dir() / run).size(), 2u) << r.output;
+  }
+}
+
 // The pid of the rank `rank` process whose command line mentions `marker` (read from /proc).
 pid_t rank_process(const std::string& marker, int rank) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
@@ -273,6 +295,25 @@ TEST_F(TrainDist, SigtermToOneRankStopsEveryRankAfterTheSameStepWithACheckpoint)
   const int step = std::stoi(read_text_file(dir() / "signal/latest").substr(5));
   EXPECT_EQ(losses(dir() / "signal").size(), static_cast<size_t>(step));
   EXPECT_LT(step, 400);
+}
+
+// Issue 5, acceptance 5: a rank killed with SIGKILL reports nothing; the survivor's next collective
+// breaks and it exits non-zero with a message, bounded by the configured timeout (20 s here).
+TEST_F(TrainDist, SigkillOfOneRankMakesTheOtherExitNonZeroWithAMessage) {
+  const std::string command = kBinary + " train --recipe " + kSource + "/recipes/tiny_moe_dp2.toml --set train.run_dir=" +
+                              (dir() / "sigkill") + " --set data.paths=" + store() + " --set data.tokenizer=" + kSource +
+                              "/assets/tokenizer --set log.peak_tflops=1 --set parallel.timeout_s=20 --set train.steps=400" +
+                              " --set checkpoint.interval=1000";
+  const pid_t launcher = testing::spawn_command(kMpirun + " -np 2 " + each_rank_reports(command), dir() / "sigkill.log");
+  ASSERT_TRUE(testing::wait_for_logged_steps(dir() / "sigkill", 3));
+  const pid_t rank1 = rank_process(dir() / "sigkill", 1);
+  ASSERT_GT(rank1, 0) << "rank 1 of the run not found in /proc";
+  ::kill(rank1, SIGKILL);
+  EXPECT_EQ(testing::wait_for_exit(launcher, 120), 0) << read_text_file(dir() / "sigkill.log");
+  const std::string log = read_text_file(dir() / "sigkill.log");
+  EXPECT_NE(log.find("rank 1 exit 137"), std::string::npos) << log;
+  EXPECT_NE(log.find("rank 0 exit 1"), std::string::npos) << log;
+  EXPECT_NE(log.find("error: rank 0: "), std::string::npos) << log;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // Under a launcher (`mpirun -np N k2forge train ...`) every rank loads the recipe, the ranks join,
 // and they agree that every rank's recipe loaded before anything else communicates.
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <optional>
 
@@ -105,8 +106,20 @@ int run_train(const Args& args) {
   run_options.stop_after_steps = parsed["stop-after"].as<int64_t>();
   check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
   run_options.handle_stop_signals = true;  // preemption: checkpoint after the current step, exit 0
-  train::Trainer trainer(train_options, run_options, context);
-  const auto history = trainer.run();
+  std::vector<train::StepMetrics> history;
+  try {
+    train::Trainer trainer(train_options, run_options, context);
+    history = trainer.run();
+  } catch (const parallel::AgreedFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!context) throw;
+    // The trainer (and its process groups) is gone: peers waiting on this rank fail now, and
+    // every rank reports the first failure rather than its own broken collective.
+    const double timeout_s = recipe->get_float("parallel.timeout_s");
+    const auto wait = std::chrono::milliseconds(static_cast<int64_t>(1000 * std::min(60.0, timeout_s > 0 ? timeout_s : 60.0)));
+    throw Error(context->agree_on_failure(e.what(), wait));
+  }
   if (!history.empty()) {
     log::info("trained steps ", history.front().step, "..", history.back().step, ": loss ", history.front().loss,
               " -> ", history.back().loss);

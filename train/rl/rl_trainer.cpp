@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/stopwatch.h"
 #include "train/checkpoint.h"
 #include "train/losses.h"
 #include "train/model_loading.h"
@@ -23,7 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // A run directory (with `latest`) stands for its newest checkpoint.
 std::string resolve_model_dir(const std::string& dir) {
