@@ -16,6 +16,12 @@ constexpr const char* kLinearClassName = "Linear";
 
 bool is_regex_pattern(const std::string& pattern) { return pattern.rfind(kRegexPrefix, 0) == 0; }
 
+}  // namespace
+
+// Not in the anonymous namespace: QatSelector::Compiled (external linkage) holds these, which GCC
+// flags (-Wsubobject-linkage) once a unity build includes this file into another.
+namespace qat_targets_detail {
+
 // One pattern, its regex compiled once (a 1T model has ~70k linears to test).
 class CompiledPattern {
  public:
@@ -38,6 +44,12 @@ class CompiledPattern {
   std::regex regex_;
 };
 
+}  // namespace qat_targets_detail
+
+namespace {
+
+using qat_targets_detail::CompiledPattern;
+
 std::vector<CompiledPattern> compile_patterns(const std::vector<std::string>& patterns) {
   std::vector<CompiledPattern> compiled;
   for (const auto& pattern : patterns) compiled.emplace_back(pattern);
@@ -54,13 +66,13 @@ bool any_matches(const std::vector<CompiledPattern>& patterns, const std::string
 }  // namespace
 
 bool matches_pattern(const std::string& name, const std::string& pattern) {
-  return CompiledPattern(pattern).matches(name);
+  return qat_targets_detail::CompiledPattern(pattern).matches(name);
 }
 
 struct QatSelector::Compiled {
   bool all_linears = false;
-  std::vector<CompiledPattern> targets;
-  std::vector<CompiledPattern> ignore;
+  std::vector<qat_targets_detail::CompiledPattern> targets;
+  std::vector<qat_targets_detail::CompiledPattern> ignore;
 };
 
 QatSelector::QatSelector(const QatTargets& targets) {

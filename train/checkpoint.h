@@ -18,6 +18,9 @@ namespace k2f::train {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// The CPU generator's state, stored among the optimizer tensors so a resumed run draws the same numbers.
+inline constexpr const char* kCpuRngStateName = "rng.torch_cpu";
+
 struct LoadedCheckpoint {
   std::string dir;
   int64_t step = 0;

@@ -26,8 +26,9 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
-// Keeps the lines of metrics.jsonl whose step is <= `last_step`.
-void truncate_jsonl(const std::string& path, int64_t last_step) {
+}  // namespace
+
+void keep_metrics_through_step(const std::string& path, int64_t last_step) {
   if (!std::filesystem::exists(path)) return;
   std::ifstream in(path);
   std::string line, kept;
@@ -40,8 +41,6 @@ void truncate_jsonl(const std::string& path, int64_t last_step) {
   }
   write_text_file_atomic(path, kept);
 }
-
-}  // namespace
 
 Json StepMetrics::to_json() const {
   Json json = {{"step", step},
@@ -87,7 +86,7 @@ MetricsLogger::MetricsLogger(const std::string& run_dir, int64_t total_steps, in
       interactive_(console && ::isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()) {
   std::filesystem::create_directories(run_dir);
-  truncate_jsonl(jsonl_path_, resumed_step);
+  keep_metrics_through_step(jsonl_path_, resumed_step);
   jsonl_.open(jsonl_path_, std::ios::app);
   check(jsonl_.good(), jsonl_path_, ": cannot open for appending");
   if (tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>((std::filesystem::path(run_dir) / "tensorboard").string());

@@ -40,6 +40,10 @@ struct StepMetrics {
   Json to_json() const;
 };
 
+// Keeps the lines of a metrics.jsonl whose "step" is <= `last_step` (a resumed run rewrites the
+// steps after its checkpoint); a torn last line from an interrupted write is dropped.
+void keep_metrics_through_step(const std::string& path, int64_t last_step);
+
 class MetricsLogger {
  public:
   // `console`: also print a line (or progress bar) per step on stderr.

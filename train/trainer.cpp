@@ -29,7 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kRngName = "rng.torch_cpu";
 
 data::LoaderOptions loader_options(const TrainOptions& o, const ParallelRuntime& parallel) {
   data::LoaderOptions l;
@@ -169,7 +168,7 @@ bool Trainer::resume() {
     return loaded->optimizer->load(name);
   });
   auto generator = at::detail::getDefaultCPUGenerator();  // a handle sharing the default generator
-  generator.set_state(loaded->optimizer->load(kRngName));
+  generator.set_state(loaded->optimizer->load(kCpuRngStateName));
   loader_->restore(loaded->meta.at("sampler"));
   completed_steps_ = loaded->step;
   tokens_seen_ = loaded->meta.at("tokens_seen").get<int64_t>();
@@ -189,7 +188,7 @@ void Trainer::save_checkpoint() {
     optimizer_state = parallel_->gather_routed_experts(optimizer_state, options_.model.n_routed_experts);
   }
   if (!parallel_->is_main()) return;
-  optimizer_state.emplace_back(kRngName, at::detail::getDefaultCPUGenerator().get_state());
+  optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
   const auto& layout = parallel_->layout();
   Json meta = {{"format_version", 1},
                {"tokens_seen", tokens_seen_},

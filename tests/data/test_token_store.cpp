@@ -119,6 +119,23 @@ TEST(TokenStore, NotHdf5OrTruncatedOrCorruptFilesNameTheFile) {
   }, {"corrupt.h5"});
 }
 
+// Inputs found by fuzz/fuzz_token_store (kept in fuzz/regressions/token_store/): corrupt metadata
+// makes libhdf5 ask for about 1 TB; the failed allocation must surface as an error naming the
+// file, never as a crash or a half-open store.
+TEST(TokenStore, FuzzFoundCorruptFilesAreErrorsNamingTheFile) {
+  const std::filesystem::path regressions = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/token_store";
+  size_t inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(regressions)) {
+    ++inputs;
+    const std::string path = entry.path().string();
+    expect_error([&] {
+      TokenStore store(path);
+      store.read_tokens(0, store.num_tokens());
+    }, {entry.path().filename().string()});
+  }
+  EXPECT_GT(inputs, 0u) << regressions;
+}
+
 TEST(TokenStore, StructuralDefectsAreNamed) {
   ScratchDir dir("store-defects");
   RawStore ok;

@@ -1,11 +1,14 @@
 // End-to-end tests of `k2forge data synth-think` and `k2forge rl` on a small random model: the
 // synthetic conversations build into a chat store, an RL run writes its metrics (with the
 // trainer's recomputed log-probs matching the sampler's), eval.json and a checkpoint that
-// `rl --eval-only` reads back, and bad [rl] input fails with the key named.
+// `rl --eval-only` reads back, a stopped run resumes exactly, and bad [rl] input fails with the
+// key named.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "base/json_io.h"
 #include "e2e/e2e_paths.h"
@@ -87,9 +90,110 @@ TEST(RlCli, RunWritesMetricsEvalAndACheckpoint) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Json::parse(r.output)["heldout"]["problems"], 3);
 
-  r = run_command(rl_command(run));  // the run dir holds a checkpoint: no silent overwrite
+  r = run_command(rl_command(run), false);  // a finished run resumes at its end: nothing to train
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json::parse(r.output)["steps"], 0);
+}
+
+// Every metric except wall-clock times, one object per step.
+std::vector<Json> metrics_without_timings(const std::string& run_dir) {
+  std::vector<Json> steps;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    Json m = Json::parse(line);
+    for (const char* key : {"rollout_seconds", "train_seconds", "seconds"}) m.erase(key);
+    steps.push_back(std::move(m));
+  }
+  return steps;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// --stop-after 2 then a rerun equals one 4-step run: same per-step metrics (rewards, losses, KL,
+// log-prob mismatch), the same final weights byte for byte and the same held-out evaluation.
+TEST(RlCli, StopAndRerunContinuesExactlyAsOneRun) {
+  ScratchDir dir("rl-resume");
+  const std::string straight = dir / "straight", resumed = dir / "resumed";
+  const std::string extra = "--set train.steps=4 --set rl.kl_coef=0.1";
+  auto r = run_command(rl_command(straight, extra), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(rl_command(resumed, extra + " --stop-after 2"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json::parse(r.output)["steps"], 2);
+  EXPECT_FALSE(Json::parse(r.output).contains("heldout_after"));
+  r = run_command(rl_command(resumed, extra), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json::parse(r.output)["steps"], 2);
+
+  const auto expected = metrics_without_timings(straight);
+  ASSERT_EQ(expected.size(), 4u);
+  EXPECT_EQ(metrics_without_timings(resumed), expected);
+  EXPECT_EQ(read_json_file(resumed + "/eval.json"), read_json_file(straight + "/eval.json"));
+  const std::string weights = "/step-000004/model-rank00000.safetensors";
+  EXPECT_EQ(file_bytes(resumed + weights), file_bytes(straight + weights));
+}
+
+// rl.environment = "jsonl": the user's own prompts (OpenAI-style messages, tools, a reference
+// answer) are rolled out, judged and evaluated like the embedded task.
+TEST(RlCli, UserJsonlPromptsTrainAndEvaluate) {
+  ScratchDir dir("rl-jsonl");
+  const nlohmann::ordered_json calculator = nlohmann::ordered_json::parse(
+      R"([{"type": "function", "function": {"name": "calculator", "description": "Exact integer arithmetic.",
+          "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}}])");
+  const auto record = [&](const std::string& question, const std::string& answer) {
+    return nlohmann::ordered_json{{"messages", {{{"role", "user"}, {"content", question}}}},
+                                  {"tools", calculator},
+                                  {"answer", answer}}.dump();
+  };
+  const std::string prompts = dir / "prompts.jsonl", eval = dir / "eval.jsonl";
+  std::ofstream(prompts) << record("Compute 6 * 7.", "42") << "\n" << record("Compute 9 - 12.", "-3") << "\n";
+  std::ofstream(eval) << record("Compute 5 + 8.", "13") << "\n" << record("Compute 2 * 11.", "22") << "\n";
+  const std::string run = dir / "run";
+  const auto r = run_command(
+      rl_command(run, "--set rl.environment=jsonl --set rl.prompts=" + prompts + " --set rl.eval_prompts=" + eval), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json summary = Json::parse(r.output);
+  EXPECT_EQ(summary["steps"], 2);
+  EXPECT_EQ(summary["heldout_before"]["problems"], 2);  // the file's two lines (rl.eval_problems is 3)
+  const Json report = read_json_file(run + "/eval.json");
+  EXPECT_EQ(report["samples_before"][0]["question"], "Compute 5 + 8.");
+  EXPECT_EQ(report["samples_before"][0]["answer"], "13");
+
+  const auto bad = run_command(rl_command(dir / "bad", "--set rl.environment=jsonl"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("rl.environment \"jsonl\" needs rl.prompts"), std::string::npos) << bad.output;
+}
+
+// `generate --chat FILE --run-tools`: chat prompts go through the RL rollout engine, so tool calls
+// are run and answered as in RL (the tool path itself is tested with scripted turns in
+// tests/train/rl/test_rollout.cpp); here the command, its report and its errors.
+TEST(RlCli, GenerateContinuesChatsAndRunsTools) {
+  ScratchDir dir("rl-generate");
+  const std::string chat = dir / "chat.jsonl";
+  std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "Compute 6 * 7."}], "tools": [{"type": "function", "function": {"name": "calculator", "description": "Exact integer arithmetic.", "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}}}}]})"
+                      << "\n" << R"({"messages": [{"role": "user", "content": "Compute 2 + 2."}]})" << "\n";
+  const std::string base = kBinary + " generate --model " + tiny_model() + " --tokenizer " + kSource + "/assets/tokenizer";
+  auto r = run_command(base + " --chat " + chat + " --run-tools --max-new-tokens 12 --seed 3 --out " + (dir / "out.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = read_json_file(dir / "out.json");
+  ASSERT_EQ(report["rows"].size(), 2u);
+  for (const auto& row : report["rows"]) {
+    for (const char* key : {"text", "final_content", "tool_calls", "tool_messages", "tool_events", "truncated"})
+      EXPECT_TRUE(row.contains(key)) << key;
+    EXPECT_EQ(row["tool_messages"].size(), row["tool_calls"].get<size_t>());
+  }
+  EXPECT_NE(r.output.find("=== row 1 ("), std::string::npos) << r.output;
+
+  r = run_command(base + " --prompt hi --run-tools");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("does not resume"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--run-tools needs --chat"), std::string::npos) << r.output;
+  std::ofstream(dir / "bad.jsonl") << R"({"messages": [{"role": "robot", "content": "hi"}]})" << "\n";
+  r = run_command(base + " --chat " + (dir / "bad.jsonl"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("bad.jsonl:1: messages[0]"), std::string::npos) << r.output;
 }
 
 TEST(RlCli, BadRecipesNameTheKey) {

@@ -29,6 +29,16 @@ factor = 8.0
 seed = 3
 )";
 
+// Found by fuzz/fuzz_recipe (kept in fuzz/regressions/recipe/): a table header starting with ';'
+// trips an assertion inside toml++ 3.3 when NDEBUG is off; the release build must report it as
+// invalid TOML at its line and column.
+TEST(Recipe, FuzzFoundTableHeaderIsInvalidTomlAtItsPosition) {
+  const std::string path =
+      std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/recipe/table_header_starting_with_semicolon.toml";
+  testing::expect_error([&] { Recipe::load(path); }, {"table_header_starting_with_semicolon.toml:29:2: invalid TOML",
+                                                      "saw ';'"});
+}
+
 TEST(Recipe, EmptyModelSectionIsKimiK2) {
   const auto c = model_config_from_recipe(Recipe::load(""));
   EXPECT_EQ(c.hidden_size, 7168);

@@ -2,19 +2,26 @@
 // checkpoint. One prompt streams its text to stdout token by token; a batch of token-id prompts
 // prints each row when all are done. --out writes the ids and both log-probs of every sampled
 // token (the model's and the sampling distribution's) as JSON, for RL and for checking.
-// Prompts are built by build_prompts() alone, so other prompt sources slot in beside --prompt.
+// Prompts are built by build_prompts() alone: --prompt text, --tokens-json ids, or --chat
+// conversations rendered with the K2 template. With --run-tools the model's tool calls are run
+// (the calculator, under the RL tool limits) and their results shown to it before it goes on,
+// exactly as in RL rollouts (train/rl/rollout.h); each row is printed when it is done.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "base/error.h"
 #include "base/json_io.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "model/kv_cache.h"
 #include "model/sampler.h"
 #include "train/cli/command.h"
 #include "train/model_loading.h"
+#include "train/rl/rollout.h"
+#include "train/rl/tools.h"
 
 namespace k2f::cli {
 namespace {
@@ -39,12 +46,37 @@ std::vector<std::vector<int64_t>> read_prompt_ids(const std::string& path) {
   return prompts;
 }
 
+// One conversation per line ({"messages": [...], "tools": [...]}, as for `data build --kind chat`),
+// each rendered as the generation prompt of the assistant's next turn.
+std::vector<std::vector<int64_t>> read_chat_prompts(const std::string& path, const data::ChatTemplate& chat) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), path, ": cannot open (--chat expects one {\"messages\": [...]} object per line)");
+  std::vector<std::vector<int64_t>> prompts;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(number);
+    const auto record = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+    check(!record.is_discarded(), where, ": not valid JSON");
+    try {
+      const auto ids = chat.render_generation_prompt(data::parse_chat_record(record));
+      prompts.emplace_back(ids.begin(), ids.end());
+    } catch (const Error& e) {
+      fail(where, ": ", e.what());
+    }
+  }
+  check(!prompts.empty(), path, ": no conversations");
+  return prompts;
+}
+
 // The prompts to continue: plain text encoded as ordinary text (no BOS, as text documents are
-// tokenised for training), or token ids from a file. Ids outside the model's vocabulary are
-// refused by model::generate with the row and the id.
+// tokenised for training), token ids from a file, or chat conversations. Ids outside the model's
+// vocabulary are refused by model::generate with the row and the id.
 std::vector<std::vector<int64_t>> build_prompts(const cxxopts::ParseResult& parsed, const data::Tokenizer& tokenizer) {
-  check(parsed.count("prompt") + parsed.count("tokens-json") == 1, "give exactly one of --prompt TEXT or --tokens-json FILE");
+  check(parsed.count("prompt") + parsed.count("tokens-json") + parsed.count("chat") == 1,
+        "give exactly one of --prompt TEXT, --tokens-json FILE or --chat FILE");
   if (parsed.count("tokens-json")) return read_prompt_ids(parsed["tokens-json"].as<std::string>());
+  if (parsed.count("chat")) return read_chat_prompts(parsed["chat"].as<std::string>(), data::ChatTemplate(tokenizer));
   const auto ids = tokenizer.encode(parsed["prompt"].as<std::string>());
   check(!ids.empty(), "--prompt is empty");
   return {std::vector<int64_t>(ids.begin(), ids.end())};
@@ -75,6 +107,51 @@ std::vector<int64_t> stop_ids(const cxxopts::ParseResult& parsed, const data::To
   return ids;
 }
 
+// --run-tools: every row is an episode of the RL rollout engine, so tool calls are parsed, run and
+// answered exactly as during RL. Rows print when all are done; --out adds the tool messages.
+int generate_with_tools(model::KimiForCausalLM& lm, const data::Tokenizer& tokenizer,
+                        const std::vector<std::vector<int64_t>>& prompts, const model::GenerationOptions& generation,
+                        int64_t max_tool_calls, const cxxopts::ParseResult& parsed) {
+  const data::ChatTemplate chat(tokenizer);
+  train::rl::ToolRunner tools;
+  tools.add(std::make_shared<train::rl::CalculatorTool>());
+  const train::rl::RolloutEngine engine(tokenizer, chat, tools);
+  train::rl::RolloutOptions rollout;
+  rollout.sampling = generation.sampling;
+  rollout.max_response_tokens = generation.max_new_tokens;
+  rollout.max_tool_calls = max_tool_calls;
+  rollout.seed = generation.seed;
+  const auto start = std::chrono::steady_clock::now();
+  const auto episodes = engine.run(train::rl::model_policy(lm), prompts, rollout);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Json rows = Json::array();
+  int64_t sampled = 0;
+  for (size_t r = 0; r < episodes.size(); ++r) {
+    const auto& e = episodes[r];
+    const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
+    const std::string text = tokenizer.decode(response);
+    sampled += e.response_tokens;
+    std::cout << "=== row " << r << " (" << e.num_tool_calls << " tool calls, "
+              << (e.truncated ? "truncated" : "answered") << ") ===\n" << text << "\n";
+    rows.push_back({{"prompt", prompts[r]},
+                    {"tokens", std::vector<int64_t>(e.tokens.begin() + e.prompt_length, e.tokens.end())},
+                    {"text", text},
+                    {"final_content", e.final_content},
+                    {"tool_calls", e.num_tool_calls},
+                    {"tool_messages", e.tool_messages},
+                    {"tool_events", e.tool_stats.events},
+                    {"truncated", e.truncated}});
+  }
+  std::cerr << "k2forge generate: " << episodes.size() << " rows, " << sampled << " sampled tokens in " << seconds
+            << " s, tools run: " << max_tool_calls << " calls per row at most\n";
+  if (parsed.count("out")) {
+    const Json report = {{"seed", generation.seed}, {"temperature", generation.sampling.temperature}, {"rows", rows}};
+    write_text_file_atomic(parsed["out"].as<std::string>(),
+                           report.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_generate(const Args& args) {
@@ -82,6 +159,10 @@ int run_generate(const Args& args) {
   options.add_options()("model", "HF model directory (bf16, FP8-block or INT4: W4A16) or training checkpoint", cxxopts::value<std::string>())(
       "prompt", "prompt text (encoded with --tokenizer)", cxxopts::value<std::string>())(
       "tokens-json", "or: JSON file of prompt token ids, [ids] or [[ids], ...] (a batch)", cxxopts::value<std::string>())(
+      "chat", "or: JSONL of conversations ({\"messages\", \"tools\"} per line), continued as the assistant",
+      cxxopts::value<std::string>())(
+      "run-tools", "with --chat: run the model's tool calls (calculator) and show it the results, as in RL")(
+      "max-tool-calls", "with --run-tools: tool calls per row at most", cxxopts::value<int64_t>()->default_value("4"))(
       "tokenizer", "tokenizer directory (default: the model directory if it holds one)", cxxopts::value<std::string>())(
       "max-new-tokens", "tokens to generate per row at most", cxxopts::value<int64_t>()->default_value("256"))(
       "temperature", "0: greedy", cxxopts::value<double>()->default_value("1.0"))(
@@ -115,6 +196,10 @@ int run_generate(const Args& args) {
         ") must be in (0, 1]");
   check(generation.sampling.top_k >= 0, "--top-k (", generation.sampling.top_k, ") must be >= 0");
   check(generation.max_new_tokens > 0, "--max-new-tokens (", generation.max_new_tokens, ") must be positive");
+  const bool run_tools = parsed.count("run-tools") > 0;
+  const int64_t max_tool_calls = parsed["max-tool-calls"].as<int64_t>();
+  check(!run_tools || parsed.count("chat"), "--run-tools needs --chat (tool calls are read from chat turns)");
+  check(max_tool_calls >= 0, "--max-tool-calls (", max_tool_calls, ") must be >= 0");
 
   const auto tokenizer = data::Tokenizer::load(tokenizer_dir(parsed, model_dir));
   const auto prompts = build_prompts(parsed, tokenizer);
@@ -125,6 +210,7 @@ int run_generate(const Args& args) {
   lm->compute_dtype = dtype;
   lm->eval();
   generation.stop_token_ids = stop_ids(parsed, tokenizer, config);
+  if (run_tools) return generate_with_tools(lm, tokenizer, prompts, generation, max_tool_calls, parsed);
 
   const bool stream = prompts.size() == 1;
   const auto& stops = generation.stop_token_ids;

@@ -1,6 +1,7 @@
 // `k2forge rl`: RL fine-tuning of a thinking, tool-calling model from a recipe ([rl] section;
 // train/rl/rl_trainer.h). Prints held-out accuracy before and after RL; --eval-only prints the
-// held-out accuracy of train.init_from (or --model) without training, for any model.
+// held-out accuracy of train.init_from (or --model) without training, for any model. A run
+// directory with an RL checkpoint resumes (--stop-after N stops with one after N steps).
 #include <iostream>
 
 #include "base/error.h"
@@ -10,12 +11,14 @@
 namespace k2f::cli {
 
 int run_rl(const Args& args) {
-  cxxopts::Options options("k2forge rl", "RL fine-tuning on the embedded reasoning task with tool calls");
+  cxxopts::Options options("k2forge rl",
+                           "RL fine-tuning with tool calls on the embedded reasoning task or your JSONL prompts");
   options.add_options()("recipe", "TOML recipe with an [rl] section", cxxopts::value<std::string>())(
       "set", "override a recipe key: section.key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "eval-only", "only measure held-out accuracy of the starting model and print it as JSON")(
       "model", "with --eval-only: the model to evaluate (default train.init_from)", cxxopts::value<std::string>())(
-      "quiet", "no per-step console lines");
+      "stop-after", "stop with a checkpoint after this many steps (rerun the same command to continue)",
+      cxxopts::value<int64_t>()->default_value("0"))("quiet", "no per-step console lines");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
@@ -29,6 +32,8 @@ int run_rl(const Args& args) {
   auto rl_options = train::rl::RlOptions::from_recipe(recipe);
   train::rl::RlRunOptions run_options;
   run_options.quiet_console = parsed.count("quiet") > 0;
+  run_options.stop_after_steps = parsed["stop-after"].as<int64_t>();
+  check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
   if (parsed.count("eval-only")) {
     rl_options.train.run_dir += "/eval-only";
     train::rl::RlTrainer trainer(std::move(rl_options), run_options);
@@ -40,9 +45,8 @@ int run_rl(const Args& args) {
   }
   train::rl::RlTrainer trainer(std::move(rl_options), run_options);
   const auto result = trainer.run();
-  const Json summary = {{"heldout_before", result.before.to_json()},
-                        {"heldout_after", result.after.to_json()},
-                        {"steps", result.steps.size()}};
+  Json summary = {{"heldout_before", result.before.to_json()}, {"steps", result.steps.size()}};
+  if (!result.stopped_early) summary["heldout_after"] = result.after.to_json();
   std::cout << summary.dump() << std::endl;
   return 0;
 }

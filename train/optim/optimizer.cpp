@@ -43,7 +43,8 @@ Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& n
     UpdateRule rule = options_.name == "adamw" ? UpdateRule::AdamW : default_rule(name, param);
     if (std::regex_search(name, forced_adamw)) rule = UpdateRule::AdamW;
     parameters_.push_back({name, param, rule});
-    const auto zeros = [&] { return torch::zeros_like(param, param.options().dtype(state_dtype(param))); };
+    const torch::Tensor& like = param;  // C++17 lambdas cannot capture structured bindings
+    const auto zeros = [&] { return torch::zeros_like(like, like.options().dtype(state_dtype(like))); };
     momentum_.push_back(rule == UpdateRule::Muon ? zeros() : torch::Tensor());
     exp_avg_.push_back(rule == UpdateRule::AdamW ? zeros() : torch::Tensor());
     exp_avg_sq_.push_back(rule == UpdateRule::AdamW ? zeros() : torch::Tensor());

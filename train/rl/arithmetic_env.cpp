@@ -2,20 +2,30 @@
 
 namespace k2f::train::rl {
 
-std::vector<int64_t> ArithmeticEnvironment::prompt(const data::ArithmeticProblem& problem) const {
-  const nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", problem.question()}}});
-  const auto ids = chat_.render_generation_prompt(messages, data::calculator_tools_json());
-  return {ids.begin(), ids.end()};
+std::vector<RlTask> ArithmeticEnvironment::tasks(const std::vector<data::ArithmeticProblem>& problems) const {
+  std::vector<RlTask> out;
+  out.reserve(problems.size());
+  for (const auto& problem : problems) {
+    const nlohmann::ordered_json messages =
+        nlohmann::ordered_json::array({{{"role", "user"}, {"content", problem.question()}}});
+    const auto ids = chat_.render_generation_prompt(messages, data::calculator_tools_json());
+    out.push_back({problem.question(), std::to_string(problem.answer), {ids.begin(), ids.end()}});
+  }
+  return out;
 }
 
-EpisodeOutcome ArithmeticEnvironment::judge(const Episode& e, const data::ArithmeticProblem& problem) const {
-  EpisodeOutcome o;
-  o.truncated = e.truncated;
-  o.length = e.response_tokens;
-  o.correct = !e.truncated && data::answer_is_correct(e.final_content, problem);
-  const bool calls_ok = e.tool_stats.count(ToolEvent::malformed) == 0 && e.tool_stats.count(ToolEvent::unknown_tool) == 0;
-  o.format_ok = !e.truncated && e.think_ok && calls_ok && data::extract_answer(e.final_content).has_value();
-  return o;
+std::vector<RlTask> ArithmeticEnvironment::train_tasks(int64_t count) const {
+  return tasks(data::make_arithmetic_problems(task_seed_, count, data::TaskSplit::train));
+}
+
+std::vector<RlTask> ArithmeticEnvironment::heldout_tasks(int64_t count) const {
+  return tasks(data::make_arithmetic_problems(task_seed_, count, data::TaskSplit::heldout));
+}
+
+std::optional<std::string> ArithmeticEnvironment::answer_in(const std::string& final_content) const {
+  const auto number = data::extract_answer(final_content);
+  if (!number) return std::nullopt;
+  return std::to_string(*number);
 }
 
 }  // namespace k2f::train::rl

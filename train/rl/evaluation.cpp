@@ -13,9 +13,21 @@ Json EvalReport::to_json() const {
           {"response_tokens", response_tokens}};
 }
 
-EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& engine, const ArithmeticEnvironment& env,
+EvalReport EvalReport::from_json(const Json& json, Json samples) {
+  EvalReport report;
+  report.problems = json.at("problems").get<int64_t>();
+  report.accuracy = json.at("accuracy").get<double>();
+  report.format_rate = json.at("format_rate").get<double>();
+  report.truncation_rate = json.at("truncation_rate").get<double>();
+  report.tool_calls_per_episode = json.at("tool_calls_per_episode").get<double>();
+  report.response_tokens = json.at("response_tokens").get<double>();
+  report.samples = std::move(samples);
+  return report;
+}
+
+EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& engine, const RlEnvironment& env,
                             const EvalOptions& options) {
-  const auto problems = data::make_arithmetic_problems(options.task_seed, options.problems, data::TaskSplit::heldout);
+  const auto problems = env.heldout_tasks(options.problems);
   EvalReport report;
   report.problems = static_cast<int64_t>(problems.size());
   if (problems.empty()) return report;
@@ -25,7 +37,7 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
   for (size_t begin = 0; begin < problems.size(); begin += static_cast<size_t>(options.batch_size)) {
     const size_t end = std::min(problems.size(), begin + static_cast<size_t>(options.batch_size));
     std::vector<std::vector<int64_t>> prompts;
-    for (size_t i = begin; i < end; ++i) prompts.push_back(env.prompt(problems[i]));
+    for (size_t i = begin; i < end; ++i) prompts.push_back(problems[i].prompt);
     RolloutOptions rollout = options.rollout;
     rollout.seed = options.rollout.seed + begin;  // each batch its own stream, fixed for every model
     const auto episodes = engine.run(policy, prompts, rollout);
@@ -39,7 +51,7 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
       report.response_tokens += static_cast<double>(e.response_tokens);
       if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
         const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
-        report.samples.push_back({{"question", problems[i].question()},
+        report.samples.push_back({{"question", problems[i].question},
                                   {"answer", problems[i].answer},
                                   {"response", options.tokenizer->decode(response)},
                                   {"correct", o.correct}});

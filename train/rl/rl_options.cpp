@@ -6,7 +6,10 @@ namespace k2f::train::rl {
 
 std::vector<KeySpec> rl_recipe_keys() {
   return {
-      {"rl.environment", KeyType::String, "arithmetic", "task: arithmetic (the embedded verifiable problems)"},
+      {"rl.environment", KeyType::String, "arithmetic",
+       "task: arithmetic (the embedded verifiable problems) or jsonl (rl.prompts with reference answers)"},
+      {"rl.prompts", KeyType::String, "", "jsonl: training prompts, one {\"messages\", \"tools\", \"answer\"} per line"},
+      {"rl.eval_prompts", KeyType::String, "", "jsonl: held-out prompts in the same form (empty: no evaluation)"},
       {"rl.tokenizer", KeyType::String, "assets/tokenizer", "tokenizer directory (chat template, tool calls)"},
       {"rl.task_seed", KeyType::Int, 0, "seed of the training problem stream"},
       {"rl.prompts_per_step", KeyType::Int, 8, "prompts per RL step"},
@@ -57,7 +60,12 @@ void RlOptions::validate() const {
   train.schedule.validate(train.lr, train.steps);
   check(train.checkpoint_interval >= 0, "checkpoint.interval (", train.checkpoint_interval, ") must be >= 0");
   check(train.checkpoint_keep >= 1, "checkpoint.keep (", train.checkpoint_keep, ") must be >= 1");
-  check(environment == "arithmetic", "rl.environment (\"", environment, "\") must be \"arithmetic\"");
+  check(environment == "arithmetic" || environment == "jsonl", "rl.environment (\"", environment,
+        "\") must be \"arithmetic\" or \"jsonl\"");
+  check(environment != "jsonl" || !prompts.empty(), "rl.environment \"jsonl\" needs rl.prompts (a JSONL file of ",
+        "{\"messages\", \"answer\"} lines)");
+  check(environment == "jsonl" || (prompts.empty() && eval_prompts.empty()), "rl.prompts and rl.eval_prompts are ",
+        "read only with rl.environment = \"jsonl\" (it is \"", environment, "\")");
   check(prompts_per_step > 0, "rl.prompts_per_step (", prompts_per_step, ") must be positive");
   check(samples_per_prompt > 1, "rl.samples_per_prompt (", samples_per_prompt,
         ") must be at least 2 (baselines and advantages compare samples of one prompt)");
@@ -90,6 +98,8 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.train = TrainOptions::from_recipe(r);
   o.tokenizer = r.get_string("rl.tokenizer");
   o.environment = r.get_string("rl.environment");
+  o.prompts = r.get_string("rl.prompts");
+  o.eval_prompts = r.get_string("rl.eval_prompts");
   o.task_seed = static_cast<uint64_t>(r.get_int("rl.task_seed"));
   o.prompts_per_step = r.get_int("rl.prompts_per_step");
   o.samples_per_prompt = r.get_int("rl.samples_per_prompt");

@@ -23,7 +23,9 @@ std::vector<KeySpec> rl_recipe_keys();
 struct RlOptions {
   TrainOptions train;             // run_dir, seed, dtype, steps, grad_clip, init_from, optimizer, schedule, checkpoints
   std::string tokenizer;          // rl.tokenizer
-  std::string environment;        // "arithmetic"
+  std::string environment;        // "arithmetic" | "jsonl"
+  std::string prompts;            // jsonl: training prompts file
+  std::string eval_prompts;       // jsonl: held-out prompts file ("" = none)
   uint64_t task_seed = 0;         // problem stream (train split)
   int64_t prompts_per_step = 8;
   int64_t samples_per_prompt = 4; // the group of each prompt

@@ -13,6 +13,7 @@
 #include "base/stopwatch.h"
 #include "train/checkpoint.h"
 #include "train/losses.h"
+#include "train/metrics.h"
 #include "train/model_loading.h"
 #include "train/optim/qk_clip.h"
 #include "train/schedule.h"
@@ -93,7 +94,7 @@ RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
   tools_ = std::make_unique<ToolRunner>(options_.tool_limits);
   tools_->add(std::make_shared<CalculatorTool>());
   engine_ = std::make_unique<RolloutEngine>(tokenizer_, *chat_, *tools_);
-  env_ = std::make_unique<ArithmeticEnvironment>(*chat_);
+  env_ = make_environment(options_, *chat_);
 
   torch::manual_seed(options_.train.seed);
   model_ = load_policy(options_.train.init_from, options_.train.dtype);
@@ -118,11 +119,9 @@ RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
     l.expected_tokenizer_hash = tokenizer_.hash();
     ptx_loader_ = std::make_unique<data::TokenLoader>(l);
   }
-  problems_ = data::make_arithmetic_problems(options_.task_seed, options_.train.steps * options_.prompts_per_step,
-                                             data::TaskSplit::train);
-  CheckpointManager probe(options_.train.run_dir, options_.train.checkpoint_keep);
-  check(probe.steps().empty(), options_.train.run_dir, ": holds checkpoints already; k2forge rl starts from ",
-        "train.init_from and does not resume (choose a new train.run_dir)");
+  tasks_ = env_->train_tasks(options_.train.steps * options_.prompts_per_step);
+  if (const auto latest = CheckpointManager(options_.train.run_dir, options_.train.checkpoint_keep).load_latest())
+    resume(*latest);
   fs::create_directories(options_.train.run_dir);
   write_text_file_atomic((fs::path(options_.train.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
 }
@@ -133,7 +132,6 @@ EvalReport RlTrainer::evaluate() {
   EvalOptions eval;
   eval.problems = options_.eval_problems;
   eval.batch_size = options_.eval_batch_size;
-  eval.task_seed = options_.task_seed;
   eval.rollout.sampling.temperature = options_.eval_temperature;
   eval.rollout.max_response_tokens = options_.max_response_tokens;
   eval.rollout.max_tool_calls = options_.max_tool_calls;
@@ -153,13 +151,12 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
 
   // Rollouts.
   std::vector<std::vector<int64_t>> prompts;
-  std::vector<const data::ArithmeticProblem*> problems;
+  std::vector<const RlTask*> tasks;
   for (int64_t p = 0; p < P; ++p) {
-    const auto& problem = problems_[static_cast<size_t>(step * P + p)];
-    const auto prompt = env_->prompt(problem);
+    const RlTask& task = tasks_[static_cast<size_t>(step * P + p)];
     for (int64_t k = 0; k < K; ++k) {
-      prompts.push_back(prompt);
-      problems.push_back(&problem);
+      prompts.push_back(task.prompt);
+      tasks.push_back(&task);
     }
   }
   RolloutOptions rollout;
@@ -176,7 +173,7 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
 
   // Rewards and metrics.
   std::vector<EpisodeOutcome> outcomes;
-  for (size_t i = 0; i < episodes.size(); ++i) outcomes.push_back(env_->judge(episodes[i], *problems[i]));
+  for (size_t i = 0; i < episodes.size(); ++i) outcomes.push_back(env_->judge(episodes[i], *tasks[i]));
   const auto rewards = compute_rewards(outcomes, K, options_.rewards);
   m.reward_mean = mean(rewards);
   for (double r : rewards) m.reward_std += (r - m.reward_mean) * (r - m.reward_mean);
@@ -308,30 +305,60 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
   return loss_sum;
 }
 
-void RlTrainer::save_checkpoint(int64_t step) {
+void RlTrainer::save_checkpoint(int64_t step, const EvalReport& before) {
   CheckpointManager checkpoints(options_.train.run_dir, options_.train.checkpoint_keep);
-  const Json meta = {{"format_version", 1},
-                     {"kind", "rl"},
-                     {"tokens_seen", 0},
-                     {"model_config", model_->model->config.to_hf_json()},
-                     {"recipe", options_.recipe_toml}};
-  const auto dir = checkpoints.save(step, model::named_state(*model_), optimizer_->state_tensors(), meta);
+  Json meta = {{"format_version", 1},
+               {"kind", "rl"},
+               {"tokens_seen", 0},
+               {"model_config", model_->model->config.to_hf_json()},
+               {"eval_before", before.to_json()},
+               // Decoded samples may cut a UTF-8 sequence; stored as eval.json writes them (U+FFFD).
+               {"eval_before_samples",
+                Json::parse(before.samples.dump(-1, ' ', false, Json::error_handler_t::replace))},
+               {"recipe", options_.recipe_toml}};
+  if (ptx_loader_) meta["ptx_sampler"] = ptx_loader_->state();
+  auto optimizer_state = optimizer_->state_tensors();
+  optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
+  const auto dir = checkpoints.save(step, model::named_state(*model_), optimizer_state, meta);
   log::info("checkpoint ", dir);
+}
+
+void RlTrainer::resume(const LoadedCheckpoint& checkpoint) {
+  check(checkpoint.meta.value("kind", std::string()) == "rl", checkpoint.dir,
+        ": a `k2forge train` checkpoint; k2forge rl resumes only its own runs (choose a new train.run_dir, and ",
+        "name this run in train.init_from to start RL from it)");
+  check(checkpoint.meta.at("model_config") == model_->model->config.to_hf_json(), checkpoint.dir,
+        ": written for another model config than train.init_from's (choose a new train.run_dir)");
+  load_named_state(*checkpoint.model, model::named_state(*model_));
+  optimizer_->load_state([&](const std::string& name) {
+    check(checkpoint.optimizer->contains(name), checkpoint.optimizer->path(), ": optimizer state \"", name,
+          "\" is missing (a checkpoint of another optimizer?)");
+    return checkpoint.optimizer->load(name);
+  });
+  auto generator = at::detail::getDefaultCPUGenerator();  // shares the default generator's state
+  generator.set_state(checkpoint.optimizer->load(kCpuRngStateName));
+  if (ptx_loader_) ptx_loader_->restore(checkpoint.meta.at("ptx_sampler"));
+  start_step_ = checkpoint.step;
+  resumed_before_ = EvalReport::from_json(checkpoint.meta.at("eval_before"), checkpoint.meta.at("eval_before_samples"));
+  log::info("resumed from ", checkpoint.dir, " (step ", start_step_, ")");
 }
 
 RlRunResult RlTrainer::run() {
   RlRunResult result;
   const fs::path run_dir(options_.train.run_dir);
-  std::ofstream jsonl(run_dir / "metrics.jsonl");
+  const std::string jsonl_path = (run_dir / "metrics.jsonl").string();
+  keep_metrics_through_step(jsonl_path, start_step_);
+  std::ofstream jsonl(jsonl_path, std::ios::app);
   TensorBoardWriter tensorboard((run_dir / "tensorboard").string());
   const auto console = [&](const std::string& line) {
     if (!run_options_.quiet_console) std::cerr << line << std::endl;
   };
-  result.before = evaluate();
+  result.before = resumed_before_ ? *resumed_before_ : evaluate();
   console("rl: held-out accuracy before RL " + std::to_string(result.before.accuracy) + " (" +
           std::to_string(result.before.problems) + " problems, tool calls/episode " +
-          std::to_string(result.before.tool_calls_per_episode) + ")");
-  for (int64_t step = 0; step < options_.train.steps; ++step) {
+          std::to_string(result.before.tool_calls_per_episode) + ")" +
+          (start_step_ > 0 ? ", resuming after step " + std::to_string(start_step_) : ""));
+  for (int64_t step = start_step_; step < options_.train.steps; ++step) {
     auto m = train_step(step);
     const Json json = m.to_json();
     jsonl << json.dump() << "\n" << std::flush;
@@ -348,8 +375,15 @@ RlRunResult RlTrainer::run() {
                   m.logprob_mismatch, m.seconds);
     console(line);
     const bool due = options_.train.checkpoint_interval > 0 && m.step % options_.train.checkpoint_interval == 0;
-    if (due || m.step == options_.train.steps) save_checkpoint(m.step);
+    const bool stopping = run_options_.stop_after_steps > 0 && m.step - start_step_ == run_options_.stop_after_steps &&
+                          m.step < options_.train.steps;
+    if (due || stopping || m.step == options_.train.steps) save_checkpoint(m.step, result.before);
     result.steps.push_back(std::move(m));
+    if (stopping) {
+      result.stopped_early = true;
+      console("rl: stopped after step " + std::to_string(step + 1) + " (--stop-after); rerun to continue");
+      return result;
+    }
   }
   result.after = evaluate();
   console("rl: held-out accuracy after RL " + std::to_string(result.after.accuracy) + " (before " +

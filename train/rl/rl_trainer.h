@@ -1,4 +1,5 @@
-// `k2forge rl`: on-policy RL of a thinking, tool-calling model on the embedded task. One step:
+// `k2forge rl`: on-policy RL of a thinking, tool-calling model on an environment's tasks (the
+// embedded arithmetic task or the user's JSONL prompts, environment.h). One step:
 // P prompts x K samples are rolled out with tools (rollout.h) at the step's temperature, judged
 // and rewarded (rewards.h), then the trainer recomputes the log-probs of the sampled tokens in a
 // training forward pass (checked against the sampler's: logprob_mismatch) and minimises
@@ -17,8 +18,9 @@
 #include "data/token_loader.h"
 #include "data/tokenizer.h"
 #include "model/kimi_model.h"
+#include "train/checkpoint.h"
 #include "train/optim/optimizer.h"
-#include "train/rl/arithmetic_env.h"
+#include "train/rl/environment.h"
 #include "train/rl/evaluation.h"
 #include "train/rl/rl_options.h"
 #include "train/rl/rollout.h"
@@ -40,12 +42,14 @@ struct RlStepMetrics {
 };
 
 struct RlRunResult {
-  EvalReport before, after;
+  EvalReport before, after;  // `after` only when the run reached train.steps
+  bool stopped_early = false;  // --stop-after: a checkpoint was written, no final evaluation
   std::vector<RlStepMetrics> steps;
 };
 
 struct RlRunOptions {
   bool quiet_console = false;
+  int64_t stop_after_steps = 0;  // > 0: stop (with a checkpoint) after this many steps of this run
 };
 
 class RlTrainer {
@@ -53,7 +57,11 @@ class RlTrainer {
   explicit RlTrainer(RlOptions options, RlRunOptions run_options = {});
   ~RlTrainer();
 
-  RlRunResult run();                // eval, steps, eval; checkpoints and metrics in train.run_dir
+  // Held-out eval, steps, eval; checkpoints and metrics in train.run_dir. A run directory holding
+  // an RL checkpoint resumes from its newest intact one (model, optimizer, RNG, PTX sampler and the
+  // "before" evaluation) and continues exactly as the uninterrupted run: rollouts are seeded by
+  // step, so steps after the checkpoint repeat bit for bit.
+  RlRunResult run();
   RlStepMetrics train_step(int64_t step);
   EvalReport evaluate();
 
@@ -62,7 +70,8 @@ class RlTrainer {
  private:
   struct Batch;
   double optimise(const Batch& batch, RlStepMetrics& m);
-  void save_checkpoint(int64_t step);
+  void save_checkpoint(int64_t step, const EvalReport& before);
+  void resume(const LoadedCheckpoint& checkpoint);
 
   RlOptions options_;
   RlRunOptions run_options_;
@@ -70,13 +79,15 @@ class RlTrainer {
   std::unique_ptr<data::ChatTemplate> chat_;
   std::unique_ptr<ToolRunner> tools_;
   std::unique_ptr<RolloutEngine> engine_;
-  std::unique_ptr<ArithmeticEnvironment> env_;
+  std::unique_ptr<RlEnvironment> env_;
   model::KimiForCausalLM model_{nullptr};
   model::KimiForCausalLM reference_{nullptr};
   std::vector<std::pair<std::string, torch::Tensor>> named_parameters_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<data::TokenLoader> ptx_loader_;
-  std::vector<data::ArithmeticProblem> problems_;
+  std::vector<RlTask> tasks_;  // the run's training tasks, P per step
+  int64_t start_step_ = 0;                 // steps completed before this run (resumed checkpoint)
+  std::optional<EvalReport> resumed_before_;
 };
 
 }  // namespace k2f::train::rl

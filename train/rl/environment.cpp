@@ -1,0 +1,30 @@
+#include "train/rl/environment.h"
+
+#include "base/error.h"
+#include "train/rl/arithmetic_env.h"
+#include "train/rl/jsonl_prompt_env.h"
+#include "train/rl/rl_options.h"
+
+namespace k2f::train::rl {
+
+EpisodeOutcome RlEnvironment::judge(const Episode& episode, const RlTask& task) const {
+  EpisodeOutcome outcome;
+  outcome.truncated = episode.truncated;
+  outcome.length = episode.response_tokens;
+  const auto answer = answer_in(episode.final_content);
+  outcome.correct = !episode.truncated && answer && *answer == task.answer;
+  const bool calls_ok = episode.tool_stats.count(ToolEvent::malformed) == 0 &&
+                        episode.tool_stats.count(ToolEvent::unknown_tool) == 0;
+  outcome.format_ok = !episode.truncated && episode.think_ok && calls_ok && answer.has_value();
+  return outcome;
+}
+
+std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat) {
+  if (options.environment == "jsonl")
+    return std::make_unique<JsonlPromptEnvironment>(chat, options.prompts, options.eval_prompts);
+  check(options.environment == "arithmetic", "rl.environment (\"", options.environment,
+        "\") must be \"arithmetic\" or \"jsonl\"");
+  return std::make_unique<ArithmeticEnvironment>(chat, options.task_seed);
+}
+
+}  // namespace k2f::train::rl

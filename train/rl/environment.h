@@ -1,0 +1,49 @@
+// RL environments: where an RL run's prompts and reference answers come from, and how an
+// episode is judged. Every environment asks for the same answer form, a final content of
+// "Answer: X", so rewards, metrics and evaluation are shared; environments differ in their tasks
+// and in how they read X (an integer for the arithmetic task, trimmed text for user prompts).
+//   rl.environment = "arithmetic"  the embedded seeded problems (arithmetic_env.h)
+//   rl.environment = "jsonl"       the user's prompts with reference answers (jsonl_prompt_env.h)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/chat_template.h"
+#include "train/rl/rewards.h"
+#include "train/rl/rollout.h"
+
+namespace k2f::train::rl {
+
+struct RlOptions;
+
+// One prompt of an environment with its reference answer.
+struct RlTask {
+  std::string question;          // what the user asked (eval.json samples)
+  std::string answer;            // the reference, in the environment's canonical form
+  std::vector<int64_t> prompt;   // the rendered generation prompt
+};
+
+class RlEnvironment {
+ public:
+  virtual ~RlEnvironment() = default;
+
+  // The run's training tasks, `count` of them (step s uses [s * P, (s + 1) * P)).
+  virtual std::vector<RlTask> train_tasks(int64_t count) const = 0;
+  // Up to `count` held-out tasks, the same ones for every model.
+  virtual std::vector<RlTask> heldout_tasks(int64_t count) const = 0;
+  // The answer a final content gives, in canonical form; nullopt when it is not "Answer: X".
+  virtual std::optional<std::string> answer_in(const std::string& final_content) const = 0;
+
+  // correct: not truncated and the answer equals the task's; format_ok: every turn thought
+  // properly, no malformed or unknown tool call, and an answer in the task's form, in budget.
+  EpisodeOutcome judge(const Episode& episode, const RlTask& task) const;
+};
+
+// The environment rl.environment names, its tasks rendered with `chat`.
+std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat);
+
+}  // namespace k2f::train::rl

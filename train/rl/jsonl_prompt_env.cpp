@@ -1,0 +1,86 @@
+#include "train/rl/jsonl_prompt_env.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "base/error.h"
+
+namespace k2f::train::rl {
+namespace {
+
+std::string trimmed(const std::string& text) {
+  const size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return "";
+  const size_t end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+// The reference answer of a record: a non-empty string, or a number written as JSON writes it.
+std::string reference_answer(const nlohmann::ordered_json& record, const std::string& where) {
+  check(record.contains("answer"), where, ": \"answer\" is missing (expected the reference answer, a string or number)");
+  const auto& answer = record["answer"];
+  check(answer.is_string() || answer.is_number(), where, ": \"answer\" must be a string or a number, got ",
+        answer.type_name());
+  const std::string text = trimmed(answer.is_string() ? answer.get<std::string>() : answer.dump());
+  check(!text.empty(), where, ": \"answer\" is empty");
+  return text;
+}
+
+}  // namespace
+
+std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), path, ": cannot open the prompts file (rl.prompts / rl.eval_prompts: one JSON object per line)");
+  std::vector<RlTask> tasks;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (trimmed(line).empty()) continue;
+    const std::string where = path + ":" + std::to_string(number);
+    const auto record = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+    check(!record.is_discarded(), where, ": not valid JSON");
+    check(record.is_object(), where, ": expected an object {\"messages\": [...], \"answer\": ...}, got ",
+          record.type_name());
+    const std::string answer = reference_answer(record, where);
+    data::ChatConversation conversation;
+    try {
+      conversation = data::parse_chat_record(record);
+    } catch (const Error& e) {
+      fail(where, ": ", e.what());
+    }
+    check(!conversation.messages.empty() && conversation.messages.back().role == data::ChatRole::user, where,
+          ": the last message must be the user's (the turn the model answers)");
+    const auto ids = chat.render_generation_prompt(conversation);
+    tasks.push_back({conversation.messages.back().content, answer, {ids.begin(), ids.end()}});
+  }
+  check(!tasks.empty(), path, ": no prompts (expected one JSON object per line)");
+  return tasks;
+}
+
+JsonlPromptEnvironment::JsonlPromptEnvironment(const data::ChatTemplate& chat, const std::string& train_path,
+                                               const std::string& eval_path)
+    : train_(read_prompt_tasks(chat, train_path)) {
+  if (!eval_path.empty()) heldout_ = read_prompt_tasks(chat, eval_path);
+}
+
+std::vector<RlTask> JsonlPromptEnvironment::train_tasks(int64_t count) const {
+  std::vector<RlTask> tasks;
+  tasks.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) tasks.push_back(train_[static_cast<size_t>(i) % train_.size()]);
+  return tasks;
+}
+
+std::vector<RlTask> JsonlPromptEnvironment::heldout_tasks(int64_t count) const {
+  const size_t n = std::min(heldout_.size(), static_cast<size_t>(std::max<int64_t>(count, 0)));
+  return {heldout_.begin(), heldout_.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+std::optional<std::string> JsonlPromptEnvironment::answer_in(const std::string& final_content) const {
+  const std::string text = trimmed(final_content);
+  const std::string prefix = "Answer: ";
+  if (text.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  const std::string answer = trimmed(text.substr(prefix.size()));
+  if (answer.empty()) return std::nullopt;
+  return answer;
+}
+
+}  // namespace k2f::train::rl
