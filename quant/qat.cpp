@@ -6,6 +6,8 @@
 
 #include "base/error.h"
 #include "quant/fake_quant.h"
+#include "quant/int4_pack.h"
+#include "quant/w4a16.h"
 
 namespace k2f::quant {
 
@@ -31,16 +33,41 @@ int64_t layer_of(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::string> apply_qat(torch::nn::Module& model, const QatOptions& options) {
+namespace {
+
+// The Linear modules `options` quantises, after checking the group size fits each of them.
+auto checked_targets(torch::nn::Module& model, const QatOptions& options) {
   check(options.quant.group_size > 0, "quant.group_size (", options.quant.group_size, ") must be positive");
-  const auto targets = qat_target_linears(model, options.targets);
+  auto targets = qat_target_linears(model, options.targets);
   check(!targets.empty(), "quant.targets / quant.ignore select no Linear module of the model; nothing to quantise");
-  std::vector<std::string> paths;
-  auto kernel = std::make_shared<FakeQuantKernel>(options.quant);
   for (const auto& [path, linear] : targets) {
     check(linear->in_features % options.quant.group_size == 0, "quant.group_size (", options.quant.group_size,
           ") must divide the in_features (", linear->in_features, ") of ", path);
+  }
+  return targets;
+}
+
+}  // namespace
+
+std::vector<std::string> apply_qat(torch::nn::Module& model, const QatOptions& options) {
+  std::vector<std::string> paths;
+  auto kernel = std::make_shared<FakeQuantKernel>(options.quant);
+  for (const auto& [path, linear] : checked_targets(model, options)) {
     linear->kernel = kernel;
+    paths.push_back(path);
+  }
+  return paths;
+}
+
+std::vector<std::string> pack_for_inference(torch::nn::Module& model, const QatOptions& options) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> paths;
+  for (const auto& [path, linear] : checked_targets(model, options)) {
+    const auto quantized = quantize(linear->weight.detach(), options.quant);
+    PackedInt4Weight weight{pack_int4(quantized.codes_OI), quantized.scales_OG, linear->in_features,
+                            options.quant.group_size};
+    linear->kernel = make_w4a16_kernel(std::move(weight));
+    linear->weight.set_data(torch::empty({0}, linear->weight.options()));
     paths.push_back(path);
   }
   return paths;

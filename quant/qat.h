@@ -24,6 +24,13 @@ struct QatOptions {
 // (naming quant.group_size, the module and its width).
 std::vector<std::string> apply_qat(torch::nn::Module& model, const QatOptions& options);
 
+// INT4 inference from the current weights: every Linear `options.targets` selects is quantised
+// (as the INT4 export quantises it), packed, and switched to the W4A16 kernel; its own weight is
+// emptied. The model then computes what `k2forge score` computes on its INT4 export, with the
+// packed weights' memory and speed. Used for INT4 rollouts and `bench generate`. Returns the
+// module paths; errors as apply_qat's.
+std::vector<std::string> pack_for_inference(torch::nn::Module& model, const QatOptions& options);
+
 // Whether `linear` currently runs with fake quantisation.
 bool has_fake_quant(const model::LinearImpl& linear);
 

@@ -9,6 +9,7 @@
 #include "base/stopwatch.h"
 #include "model/kimi_model.h"
 #include "model/kv_cache.h"
+#include "quant/qat.h"
 
 namespace k2f::train {
 namespace {
@@ -90,6 +91,38 @@ Json bench_dtype(const model::ModelConfig& config, torch::ScalarType dtype, cons
   return out;
 }
 
+// The INT4 checkpoint's decode: the same model twice in bf16 compute, once with its routed experts
+// packed to INT4 (quant::pack_for_inference: K2 Thinking's targets, group 32, W4A16 kernel).
+Json bench_int4(const model::ModelConfig& config, const torch::Tensor& prompt_BP, int64_t new_tokens, uint64_t seed) {
+  model::KimiForCausalLM dense(config), packed(config);
+  model::init_weights(dense, seed);
+  model::init_weights(packed, seed);
+  int64_t expert_values = 0;
+  for (const auto& [path, linear] : quant::qat_target_linears(*dense, quant::QatTargets{}))
+    expert_values += linear->weight.numel();
+  const quant::QatOptions options;
+  const auto paths = quant::pack_for_inference(*packed, options);
+  dense->compute_dtype = packed->compute_dtype = torch::kBFloat16;
+  torch::NoGradGuard no_grad;
+  const auto form = model::LatentAttention::kAbsorbed;
+  run_cached(dense, prompt_BP, 8, form);  // warm-up
+  run_cached(packed, prompt_BP, 8, form);
+  const int64_t B = prompt_BP.size(0);
+  const auto bf16 = run_cached(dense, prompt_BP, new_tokens, form);
+  const auto int4 = run_cached(packed, prompt_BP, new_tokens, form);
+  const double groups = static_cast<double>(expert_values) / static_cast<double>(options.quant.group_size);
+  Json out = {{"packed_linears", paths.size()},
+              {"group_size", options.quant.group_size},
+              {"routed_expert_bytes_bf16", 2 * expert_values},
+              {"routed_expert_bytes_int4", static_cast<double>(expert_values) / 2 + 2 * groups},
+              {"bf16_cache_absorbed", run_json(bf16, B, new_tokens)},
+              {"int4_cache_absorbed", run_json(int4, B, new_tokens)},
+              {"tokens_equal_to_bf16", common_prefix(int4.tokens_BN, bf16.tokens_BN)}};
+  out["decode_speedup_int4_vs_bf16"] = out["int4_cache_absorbed"]["decode_tokens_per_s"].get<double>() /
+                                       out["bf16_cache_absorbed"]["decode_tokens_per_s"].get<double>();
+  return out;
+}
+
 Json cache_size_json(const model::ModelConfig& config, torch::ScalarType dtype) {
   const model::KvCache probe(config, 1, 1, dtype);
   const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
@@ -124,6 +157,10 @@ Json bench_generate(const Recipe& recipe, const GenerateBenchOptions& options) {
     const std::string name = dtype == torch::kBFloat16 ? "bf16" : "fp32";
     log::info("bench generate: timing ", name);
     report[name] = bench_dtype(config, dtype, prompt_BP, options.new_tokens, seed);
+  }
+  if (options.int4) {
+    log::info("bench generate: timing INT4 routed experts (W4A16) against bf16");
+    report["int4"] = bench_int4(config, prompt_BP, options.new_tokens, seed);
   }
   return report;
 }

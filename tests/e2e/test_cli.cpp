@@ -243,6 +243,21 @@ TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
 // `k2forge generate` on a model from `k2forge init` (vocabulary of the embedded tokenizer): the
 // streamed text is the text of the sampled tokens, a seed reproduces it, and the log-probs it
 // reports equal `k2forge score` over prompt + generated tokens (issue 7 acceptance 3 end to end).
+// `bench generate --dtypes int4`: the recipe's routed experts packed to INT4 and decoded through
+// the W4A16 kernel, timed against the same model in bf16 (figures in the README, not asserted).
+TEST(Cli, BenchGenerateTimesInt4RoutedExpertsAgainstBf16) {
+  const auto r = run_command(kBinary + " bench generate --recipe " + kSource +
+                                 "/recipes/tiny.toml --new-tokens 8 --dtypes int4 --json",
+                             false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = Json::parse(r.output);
+  EXPECT_FALSE(report.contains("fp32"));
+  EXPECT_GT(report["int4"]["packed_linears"].get<int64_t>(), 0);
+  EXPECT_LT(report["int4"]["routed_expert_bytes_int4"].get<double>(),
+            report["int4"]["routed_expert_bytes_bf16"].get<double>() / 3);
+  EXPECT_GT(report["int4"]["decode_speedup_int4_vs_bf16"].get<double>(), 0);
+}
+
 TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {
   ScratchDir dir("generate");
   auto r = run_command(kBinary + " init --recipe " + kSource + "/recipes/tiny.toml --set model.vocab_size=4352" +

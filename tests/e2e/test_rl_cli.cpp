@@ -196,6 +196,28 @@ TEST(RlCli, GenerateContinuesChatsAndRunsTools) {
   EXPECT_NE(r.output.find("bad.jsonl:1: messages[0]"), std::string::npos) << r.output;
 }
 
+// RL of an INT4 QAT policy samples from its INT4 weights (a W4A16 copy packed from the current
+// masters every step) while the trainer recomputes through fake quantisation: the two agree on
+// the sampled tokens' log-probs, and the checkpoint records the QAT settings, so it exports as INT4.
+TEST(RlCli, QatPolicyRollsOutFromItsInt4Weights) {
+  ScratchDir dir("rl-qat");
+  const std::string run = dir / "run";
+  auto r = run_command(rl_command(run, "--set quant.qat=true --set quant.group_size=32"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rollouts and evaluations sample from its INT4 weights"), std::string::npos) << r.output;
+  std::ifstream metrics(run + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines)
+    EXPECT_LT(Json::parse(line)["logprob_mismatch"].get<double>(), 1e-4) << line;
+  EXPECT_EQ(lines, 2);
+  const Json meta = read_json_file(run + "/step-000002/meta.json");
+  EXPECT_EQ(meta["quantization"]["method"], "int4-qat");
+  EXPECT_EQ(meta["quantization"]["group_size"], 32);
+  r = run_command(kBinary + " export --checkpoint " + run + "/step-000002 --format hf-int4 --out " + (dir / "int4"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "int4/config.json"));
+}
+
 TEST(RlCli, BadRecipesNameTheKey) {
   ScratchDir dir("rl-bad");
   auto r = run_command(rl_command(dir / "a", "--set rl.samples_per_promt=3"));

@@ -4,6 +4,9 @@
 // metric is computed over the quantised weights of each layer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iostream>
+
 #include "model/kimi_model.h"
 #include "model/tiny_config.h"
 #include "quant/fake_quant.h"
@@ -59,6 +62,32 @@ TEST(Qat, ForwardEqualsModelWithFakeQuantisedWeightsAndGradientIsStraightThrough
   const auto untouched = tiny_model(5);
   for (const auto& item : untouched->named_parameters()) {
     EXPECT_TRUE(torch::equal(qat_params[item.key()], item.value())) << item.key();
+  }
+}
+
+// The packed model computes what the QAT model computes (the same INT4 values, through the W4A16
+// kernel instead of a dense fake-quantised matrix), holds no dense expert weights, and leaves the
+// other weights alone.
+TEST(Qat, PackForInferenceComputesWhatTheQatModelComputes) {
+  auto qat = tiny_model(5);
+  apply_qat(*qat, tiny_qat());
+  auto packed = tiny_model(5);
+  const auto paths = pack_for_inference(*packed, tiny_qat());
+  EXPECT_EQ(paths, apply_qat(*tiny_model(5), tiny_qat()));
+  const auto tokens = tiny_tokens();
+  torch::NoGradGuard no_grad;
+  const auto difference = (packed->forward(tokens) - qat->forward(tokens)).abs().max().item<double>();
+  std::cout << "[ pack ] max |logit packed - logit qat| = " << difference << "\n";
+  EXPECT_LT(difference, 1e-5);  // only the GEMM's summation order differs
+  const auto dense = tiny_model(5)->named_parameters();
+  for (const auto& item : packed->named_parameters()) {
+    const std::string module = item.key().substr(0, item.key().rfind('.'));
+    const bool is_target = std::find(paths.begin(), paths.end(), module) != paths.end();
+    if (is_target) {
+      EXPECT_EQ(item.value().numel(), 0) << item.key();
+    } else {
+      EXPECT_TRUE(torch::equal(item.value(), dense[item.key()])) << item.key();
+    }
   }
 }
 

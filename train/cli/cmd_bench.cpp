@@ -25,8 +25,8 @@ int run_bench(const Args& args) {
       "seconds", "data: seconds per measured loader configuration", cxxopts::value<double>()->default_value("2"))(
       "new-tokens", "generate: tokens generated per row", cxxopts::value<int64_t>()->default_value("512"))(
       "prompt-tokens", "generate: random prompt length", cxxopts::value<int64_t>()->default_value("16"))(
-      "dtypes", "generate: compute dtypes timed, fp32,bf16 or one of them",
-      cxxopts::value<std::vector<std::string>>()->default_value("fp32,bf16"))(
+      "dtypes", "generate: what to time, any of fp32, bf16 and int4 (routed experts packed, W4A16, vs bf16)",
+      cxxopts::value<std::vector<std::string>>()->default_value("fp32,bf16,int4"))(
       "json", "print JSON only");
   options.parse_positional({"name"});
   options.positional_help("NAME");
@@ -59,9 +59,15 @@ int run_bench(const Args& args) {
     generate_options.prompt_tokens = parsed["prompt-tokens"].as<int64_t>();
     if (parsed["batch"].as<int64_t>() > 0) generate_options.batch = parsed["batch"].as<int64_t>();
     generate_options.dtypes.clear();
+    generate_options.int4 = false;
     for (const auto& dtype : parsed["dtypes"].as<std::vector<std::string>>()) {
-      check(dtype == "fp32" || dtype == "bf16", "--dtypes: \"", dtype, "\" is not fp32 or bf16");
-      generate_options.dtypes.push_back(dtype == "fp32" ? torch::kFloat32 : torch::kBFloat16);
+      check(dtype == "fp32" || dtype == "bf16" || dtype == "int4", "--dtypes: \"", dtype,
+            "\" is not fp32, bf16 or int4");
+      if (dtype == "int4") {
+        generate_options.int4 = true;
+      } else {
+        generate_options.dtypes.push_back(dtype == "fp32" ? torch::kFloat32 : torch::kBFloat16);
+      }
     }
     std::cout << train::bench_generate(recipe, generate_options).dump(parsed.count("json") ? -1 : 2) << std::endl;
     return 0;

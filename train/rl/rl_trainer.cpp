@@ -45,6 +45,14 @@ model::KimiForCausalLM load_policy(const std::string& dir, torch::ScalarType dty
   return lm;
 }
 
+// The QAT settings a starting checkpoint was trained with (load_model already applied them).
+std::optional<quant::QatOptions> qat_of_checkpoint(const std::string& dir) {
+  const std::string resolved = resolve_model_dir(dir);
+  if (!is_training_checkpoint(resolved)) return std::nullopt;
+  const std::string meta_path = (fs::path(resolved) / "meta.json").string();
+  return qat_options_from_meta(read_json_file(meta_path), meta_path);
+}
+
 double mean(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -105,6 +113,14 @@ RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   }
+  // QAT: from the starting checkpoint (already applied by load_model) or switched on by [quant].
+  qat_ = qat_of_checkpoint(options_.train.init_from);
+  if (!qat_ && options_.train.qat) {
+    quant::apply_qat(*model_, options_.train.qat_options);
+    if (reference_) quant::apply_qat(*reference_, options_.train.qat_options);
+    qat_ = options_.train.qat_options;
+  }
+  if (qat_) log::info("rl: INT4 QAT policy; rollouts and evaluations sample from its INT4 weights (W4A16)");
   for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
   optimizer_ = std::make_unique<Optimizer>(named_parameters_, options_.train.optimizer);
   if (options_.ptx_coef > 0) {
@@ -138,7 +154,8 @@ EvalReport RlTrainer::evaluate() {
   eval.rollout.seed = options_.eval_seed;
   eval.tokenizer = &tokenizer_;
   eval.num_samples = 16;
-  return evaluate_heldout(model_, *engine_, *env_, eval);
+  auto sampler = sampling_model();
+  return evaluate_heldout(sampler, *engine_, *env_, eval);
 }
 
 RlStepMetrics RlTrainer::train_step(int64_t step) {
@@ -167,7 +184,7 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
   rollout.max_tool_calls = options_.max_tool_calls;
   rollout.seed = options_.train.seed * 7919ull + static_cast<uint64_t>(step);
   model_->eval();
-  const auto episodes = engine_->run(model_policy(model_), prompts, rollout);
+  const auto episodes = engine_->run(model_policy(sampling_model()), prompts, rollout);
   model_->train();
   m.rollout_seconds = seconds_since(start);
 
@@ -305,6 +322,21 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
   return loss_sum;
 }
 
+model::KimiForCausalLM RlTrainer::sampling_model() {
+  if (!qat_) return model_;
+  model::KimiForCausalLM copy(model_->model->config);
+  {
+    torch::NoGradGuard no_grad;
+    const auto source = model::named_state(*model_);
+    const auto target = model::named_state(*copy);  // the same names in the same order
+    for (size_t i = 0; i < source.size(); ++i) target[i].second.copy_(source[i].second);
+  }
+  quant::pack_for_inference(*copy, *qat_);
+  copy->compute_dtype = model_->compute_dtype;
+  copy->eval();
+  return copy;
+}
+
 void RlTrainer::save_checkpoint(int64_t step, const EvalReport& before) {
   CheckpointManager checkpoints(options_.train.run_dir, options_.train.checkpoint_keep);
   Json meta = {{"format_version", 1},
@@ -317,6 +349,7 @@ void RlTrainer::save_checkpoint(int64_t step, const EvalReport& before) {
                 Json::parse(before.samples.dump(-1, ' ', false, Json::error_handler_t::replace))},
                {"recipe", options_.recipe_toml}};
   if (ptx_loader_) meta["ptx_sampler"] = ptx_loader_->state();
+  if (qat_) meta["quantization"] = quantization_meta(*qat_);  // loads, scores and exports as QAT
   auto optimizer_state = optimizer_->state_tensors();
   optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
   const auto dir = checkpoints.save(step, model::named_state(*model_), optimizer_state, meta);

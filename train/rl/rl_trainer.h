@@ -18,6 +18,7 @@
 #include "data/token_loader.h"
 #include "data/tokenizer.h"
 #include "model/kimi_model.h"
+#include "quant/qat.h"
 #include "train/checkpoint.h"
 #include "train/optim/optimizer.h"
 #include "train/rl/environment.h"
@@ -71,6 +72,9 @@ class RlTrainer {
   struct Batch;
   double optimise(const Batch& batch, RlStepMetrics& m);
   void save_checkpoint(int64_t step, const EvalReport& before);
+  // The model rollouts and evaluations sample from: the policy itself, or with QAT a copy whose
+  // targets are packed to INT4 from the current masters (W4A16), as K2 rolls out from INT4.
+  model::KimiForCausalLM sampling_model();
   void resume(const LoadedCheckpoint& checkpoint);
 
   RlOptions options_;
@@ -86,6 +90,7 @@ class RlTrainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<data::TokenLoader> ptx_loader_;
   std::vector<RlTask> tasks_;  // the run's training tasks, P per step
+  std::optional<quant::QatOptions> qat_;  // set when the policy trains with INT4 QAT
   int64_t start_step_ = 0;                 // steps completed before this run (resumed checkpoint)
   std::optional<EvalReport> resumed_before_;
 };
