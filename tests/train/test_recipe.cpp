@@ -29,6 +29,21 @@ factor = 8.0
 seed = 3
 )";
 
+// Found by fuzz/fuzz_recipe: a non-ASCII character after a value sends toml++ 3.3 into undefined
+// behaviour, so recipe.cpp refuses non-ASCII outside strings and comments (invalid TOML anyway)
+// before parsing; inside strings and comments it stays allowed.
+TEST(Recipe, NonAsciiOutsideStringsAndCommentsIsInvalidTomlAtItsPosition) {
+  const std::string path = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/recipe/non_ascii_after_a_value.toml";
+  testing::expect_error([&] { Recipe::load(path); },
+                        {"non_ascii_after_a_value.toml:5:", "a non-ASCII character outside a string or comment"});
+  testing::ScratchDir dir("recipe-unicode");
+  const std::string inside =
+      write_recipe(dir, "# caf\u00e9 \u4e2d\n[train]\nrun_dir = \"runs/\u00e9\" # \u00e9\ninit_from = '''\u00e9'''\n");
+  EXPECT_EQ(Recipe::load(inside).get_string("train.run_dir"), "runs/\u00e9");
+  const std::string outside = write_recipe(dir, "[train]\nsteps = 3\u00a0\n");
+  testing::expect_error([&] { Recipe::load(outside); }, {"r.toml:2:10: invalid TOML: a non-ASCII character"});
+}
+
 // Found by fuzz/fuzz_recipe (kept in fuzz/regressions/recipe/): a table header starting with ';'
 // trips an assertion inside toml++ 3.3 when NDEBUG is off; the release build must report it as
 // invalid TOML at its line and column.
