@@ -54,6 +54,13 @@ void TokenStore::check_integer_dataset(const H5Handle& dataset, const std::strin
   *length = static_cast<int64_t>(dims[0]);
 }
 
+namespace {
+
+// "sha256:" + 64 hex digits, with room for other digests; a larger size is a corrupt type.
+constexpr size_t kMaxTokenizerHashBytes = 256;
+
+}  // namespace
+
 void TokenStore::read_attributes() {
   auto open_attribute = [&](const char* name) {
     check(H5Aexists(file_.get(), name) > 0, path_, ": attribute \"", name,
@@ -76,16 +83,16 @@ void TokenStore::read_attributes() {
   const H5Handle attribute = open_attribute("tokenizer_hash");
   const H5Handle type = h5_check(H5Aget_type(attribute.get()), path_, "cannot read an attribute type");
   check(H5Tget_class(type.get()) == H5T_STRING, path_, ": attribute tokenizer_hash must be a string");
-  if (H5Tis_variable_str(type.get()) > 0) {
-    char* value = nullptr;
-    h5_check_status(H5Aread(attribute.get(), type.get(), &value), path_, "cannot read tokenizer_hash");
-    tokenizer_hash_ = value ? value : "";
-    H5free_memory(value);
-  } else {
-    std::string value(H5Tget_size(type.get()), '\0');
-    h5_check_status(H5Aread(attribute.get(), type.get(), value.data()), path_, "cannot read tokenizer_hash");
-    tokenizer_hash_ = value.substr(0, value.find('\0'));
-  }
+  // Fixed-length only, as the writer makes it: a variable-length string lives in HDF5's global
+  // heap, and libhdf5 1.10 can loop without end on a corrupt one (found by fuzz/fuzz_token_store).
+  check(H5Tis_variable_str(type.get()) == 0, path_, ": attribute tokenizer_hash is a variable-length string; ",
+        "k2forge stores hold a fixed-length one (rebuild the store with `k2forge data build`)");
+  const size_t size = H5Tget_size(type.get());
+  check(size > 0 && size <= kMaxTokenizerHashBytes, path_, ": attribute tokenizer_hash has ", size,
+        " bytes, expected at most ", kMaxTokenizerHashBytes, " (\"sha256:\" and 64 hex digits)");
+  std::string value(size, '\0');
+  h5_check_status(H5Aread(attribute.get(), type.get(), value.data()), path_, "cannot read tokenizer_hash");
+  tokenizer_hash_ = value.substr(0, value.find('\0'));
 }
 
 void TokenStore::read_doc_offsets() {

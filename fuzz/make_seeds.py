@@ -92,7 +92,8 @@ def write_token_store_seeds():
                 f.create_dataset("loss_mask", data=np.array([0, 1, 1, 1, 0, 1, 1], dtype=np.uint8))
             f.attrs["format_version"] = np.int64(1)
             f.attrs["vocab_size"] = np.int64(4160)
-            f.attrs["tokenizer_hash"] = "sha256:" + "0" * 64
+            # Fixed-length, as `k2forge data build` writes it (variable-length strings are refused).
+            f.attrs["tokenizer_hash"] = np.bytes_("sha256:" + "0" * 64)
 
 
 def main():

@@ -321,41 +321,57 @@ namespace {
 
 // TOML allows non-ASCII characters only inside strings and comments. Checked before parsing
 // because toml++ 3.3 reaches undefined behaviour on some of them elsewhere (found by
-// fuzz/fuzz_recipe; fuzz/regressions/recipe/): such a recipe is invalid TOML either way.
+// fuzz/fuzz_recipe; fuzz/regressions/recipe/): such a recipe is invalid TOML either way. A quote
+// opens a string only where TOML allows one (a key, or a value after = [ , {), so text that is
+// not a string to toml++ is never skipped here as one.
 void check_non_ascii_only_in_strings_and_comments(const std::string& text, const std::string& path) {
   size_t line = 1, line_start = 0, i = 0;
+  bool in_value = false;  // after a key's '=', until the line ends outside brackets
+  int depth = 0;          // arrays and inline tables open in the current value
+  char previous = '\n';   // the last character outside whitespace, strings and comments
+  const auto new_line = [&](size_t next) {
+    ++line;
+    line_start = next;
+  };
   // Moves past the next `end` (or to the end of the text), counting lines on the way.
   const auto skip_past = [&](const std::string& end, bool escapes) {
     while (i < text.size() && text.compare(i, end.size(), end) != 0) {
       if (escapes && text[i] == '\\' && i + 1 < text.size()) ++i;
-      if (text[i] == '\n') {
-        ++line;
-        line_start = i + 1;
-      }
+      if (text[i] == '\n') new_line(i + 1);
       ++i;
     }
     i = std::min(text.size(), i + end.size());
+  };
+  const auto opens_string = [&] {
+    const std::string openers = in_value ? "=[,{" : "\n.[";
+    return openers.find(previous) != std::string::npos;
   };
   while (i < text.size()) {
     const char c = text[i];
     if (c == '#') {
       skip_past("\n", false);
-      ++line;
-      line_start = i;
-    } else if (text.compare(i, 3, "\"\"\"") == 0 || text.compare(i, 3, "'''") == 0) {
-      const std::string quotes = text.substr(i, 3);
-      i += 3;
-      skip_past(quotes, quotes[0] == '"');
-    } else if (c == '"' || c == '\'') {
-      ++i;
-      skip_past(std::string(1, c), c == '"');
+      new_line(i);
+      if (depth == 0) in_value = false;
+      previous = '\n';
+    } else if ((c == '"' || c == '\'') && opens_string()) {
+      const bool multiline = text.compare(i, 3, std::string(3, c)) == 0;
+      i += multiline ? 3 : 1;
+      skip_past(std::string(multiline ? 3 : 1, c), c == '"');
+      previous = c;
     } else {
       check(static_cast<unsigned char>(c) < 0x80, path, ":", line, ":", i - line_start + 1,
             ": invalid TOML: a non-ASCII character outside a string or comment");
       if (c == '\n') {
-        ++line;
-        line_start = i + 1;
+        new_line(i + 1);
+        if (depth == 0) in_value = false;
+      } else if (c == '=') {
+        in_value = true;
+      } else if (in_value && (c == '[' || c == '{')) {
+        ++depth;
+      } else if (in_value && (c == ']' || c == '}')) {
+        depth = std::max(0, depth - 1);
       }
+      if (c != ' ' && c != '\t' && c != '\r') previous = c;
       ++i;
     }
   }

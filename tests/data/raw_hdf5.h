@@ -43,6 +43,7 @@ struct RawStore {
   bool with_doc_offsets = true;
   std::optional<int64_t> format_version = 1, vocab_size = 100;
   std::optional<std::string> tokenizer_hash = std::string("sha256:test");
+  bool hash_variable_length = false;  // as h5py writes strings; k2forge refuses it
 };
 
 inline void write_raw_store(const std::string& path, const RawStore& spec) {
@@ -74,9 +75,14 @@ inline void write_raw_store(const std::string& path, const RawStore& spec) {
   if (spec.vocab_size) write_int("vocab_size", *spec.vocab_size);
   if (spec.tokenizer_hash) {
     const hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, spec.tokenizer_hash->size());
+    H5Tset_size(type, spec.hash_variable_length ? H5T_VARIABLE : spec.tokenizer_hash->size());
     const hid_t attribute = H5Acreate2(file, "tokenizer_hash", type, scalar, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(attribute, type, spec.tokenizer_hash->data());
+    const char* text = spec.tokenizer_hash->c_str();
+    if (spec.hash_variable_length) {
+      H5Awrite(attribute, type, &text);
+    } else {
+      H5Awrite(attribute, type, text);
+    }
     H5Aclose(attribute);
     H5Tclose(type);
   }

@@ -176,6 +176,9 @@ TEST(TokenStore, StructuralDefectsAreNamed) {
   RawStore no_hash = ok;
   no_hash.tokenizer_hash.reset();
   expect_defect("nohash.h5", no_hash, {"attribute \"tokenizer_hash\" is missing"});
+  RawStore variable_hash = ok;
+  variable_hash.hash_variable_length = true;
+  expect_defect("vlen.h5", variable_hash, {"tokenizer_hash is a variable-length string"});
   RawStore version = ok;
   version.format_version = 2;
   expect_defect("version.h5", version, {"format_version 2, expected 1"});
