@@ -15,9 +15,10 @@ namespace k2f::fuzz {
 
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
-    const std::filesystem::path root = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+    namespace fs = std::filesystem;
+    const fs::path root = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     auto path = root / ("k2f-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(path);
+    fs::create_directories(path);
     std::atexit([] { std::error_code ignored; std::filesystem::remove_all(scratch_dir(), ignored); });
     return path;
   }();

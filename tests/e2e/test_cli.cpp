@@ -316,7 +316,7 @@ TEST(CliBadInput, GenerateOptions) {
                            "/assets/tokenizer";
   write_text_file_atomic(dir / "p.json", "[[1, 2], [3, 999]]");
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {" --prompt hi --tokens-json " + (dir / "p.json"), "give exactly one of --prompt TEXT or --tokens-json FILE"},
+      {" --prompt hi --tokens-json " + (dir / "p.json"), "give exactly one of --prompt TEXT, --tokens-json FILE or --chat FILE"},
       {" --prompt hi --temperature -1", "--temperature (-1) must be >= 0"},
       {" --prompt hi --top-p 0", "--top-p (0) must be in (0, 1]"},
       {" --prompt hi --max-new-tokens 0", "--max-new-tokens (0) must be positive"},

@@ -117,8 +117,8 @@ int run_train(const Args& args) {
     // The trainer (and its process groups) is gone: peers waiting on this rank fail now, and
     // every rank reports the first failure rather than its own broken collective.
     const double timeout_s = recipe->get_float("parallel.timeout_s");
-    const auto wait = std::chrono::milliseconds(static_cast<int64_t>(1000 * std::min(60.0, timeout_s > 0 ? timeout_s : 60.0)));
-    throw Error(context->agree_on_failure(e.what(), wait));
+    const double wait_s = std::min(60.0, timeout_s > 0 ? timeout_s : 60.0);
+    throw Error(context->agree_on_failure(e.what(), std::chrono::milliseconds(static_cast<int64_t>(1000 * wait_s))));
   }
   if (!history.empty()) {
     log::info("trained steps ", history.front().step, "..", history.back().step, ": loss ", history.front().loss,
