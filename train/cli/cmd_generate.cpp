@@ -9,12 +9,12 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "base/error.h"
 #include "base/json_io.h"
 #include "data/chat_template.h"
+#include "data/document_reader.h"
 #include "data/tokenizer.h"
 #include "model/kv_cache.h"
 #include "model/sampler.h"
@@ -49,15 +49,13 @@ std::vector<std::vector<int64_t>> read_prompt_ids(const std::string& path) {
 // One conversation per line ({"messages": [...], "tools": [...]}, as for `data build --kind chat`),
 // each rendered as the generation prompt of the assistant's next turn.
 std::vector<std::vector<int64_t>> read_chat_prompts(const std::string& path, const data::ChatTemplate& chat) {
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), path, ": cannot open (--chat expects one {\"messages\": [...]} object per line)");
+  check(path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0, path,
+        ": --chat expects a .jsonl file (one {\"messages\": [...]} object per line)");
+  data::DocumentReader reader(path);  // line numbers, UTF-8 and JSON errors, blank lines skipped
   std::vector<std::vector<int64_t>> prompts;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(number);
-    const auto record = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
-    check(!record.is_discarded(), where, ": not valid JSON");
+  nlohmann::ordered_json record;
+  while (reader.next_json(record)) {
+    const std::string where = path + ":" + std::to_string(reader.line_number());
     try {
       const auto ids = chat.render_generation_prompt(data::parse_chat_record(record));
       prompts.emplace_back(ids.begin(), ids.end());

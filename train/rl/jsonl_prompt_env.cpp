@@ -1,9 +1,9 @@
 #include "train/rl/jsonl_prompt_env.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "base/error.h"
+#include "data/document_reader.h"
 
 namespace k2f::train::rl {
 namespace {
@@ -29,15 +29,13 @@ std::string reference_answer(const nlohmann::ordered_json& record, const std::st
 }  // namespace
 
 std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), path, ": cannot open the prompts file (rl.prompts / rl.eval_prompts: one JSON object per line)");
+  check(path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0, path,
+        ": expected a .jsonl file (rl.prompts / rl.eval_prompts: one JSON object per line)");
+  data::DocumentReader reader(path);  // line numbers, UTF-8 and JSON errors, blank lines skipped
   std::vector<RlTask> tasks;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (trimmed(line).empty()) continue;
-    const std::string where = path + ":" + std::to_string(number);
-    const auto record = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
-    check(!record.is_discarded(), where, ": not valid JSON");
+  nlohmann::ordered_json record;
+  while (reader.next_json(record)) {
+    const std::string where = path + ":" + std::to_string(reader.line_number());
     check(record.is_object(), where, ": expected an object {\"messages\": [...], \"answer\": ...}, got ",
           record.type_name());
     const std::string answer = reference_answer(record, where);

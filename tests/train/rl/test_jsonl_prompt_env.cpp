@@ -97,7 +97,7 @@ TEST(JsonlPromptEnvironment, MalformedLinesNameFileLineAndField) {
   };
   expect_error(read("no_answer.jsonl", {good, R"({"messages": [{"role": "user", "content": "hi"}]})"}),
                {"no_answer.jsonl:2", "\"answer\" is missing"});
-  expect_error(read("bad_json.jsonl", {"{\"messages\": "}), {"bad_json.jsonl:1", "not valid JSON"});
+  expect_error(read("bad_json.jsonl", {"{\"messages\": "}), {"bad_json.jsonl:1", "invalid JSON"});
   expect_error(read("array.jsonl", {"[1, 2]"}), {"array.jsonl:1", "expected an object"});
   expect_error(read("answer_type.jsonl", {R"({"messages": [{"role": "user", "content": "hi"}], "answer": [1]})"}),
                {"answer_type.jsonl:1", "\"answer\" must be a string or a number"});
@@ -108,6 +108,7 @@ TEST(JsonlPromptEnvironment, MalformedLinesNameFileLineAndField) {
                {"role.jsonl:1", "messages[0]"});
   expect_error(read("empty.jsonl", {"", "  "}), {"empty.jsonl", "no prompts"});
   expect_error([&] { read_prompt_tasks(chat(), dir / "absent.jsonl"); }, {"absent.jsonl", "cannot open"});
+  expect_error([&] { read_prompt_tasks(chat(), dir / "prompts.txt"); }, {"prompts.txt", "expected a .jsonl file"});
 }
 
 TEST(ArithmeticEnvironment, AnswersAreTheIntegerOfTheAnswerLine) {
