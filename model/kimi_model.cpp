@@ -1,20 +1,36 @@
 #include "model/kimi_model.h"
 
+#include <algorithm>
+
 #include <torch/nn/init.h>
 
 #include "base/error.h"
 
 namespace k2f::model {
 
-KimiModelImpl::KimiModelImpl(const ModelConfig& c, ExpertSlice experts) : config(c) {
+bool ModelPart::holds_layer(int64_t index) const {
+  return !layers || std::binary_search(layers->begin(), layers->end(), index);
+}
+
+bool ModelPart::whole(int64_t num_layers) const {
+  return embedding && head && (!layers || static_cast<int64_t>(layers->size()) == num_layers);
+}
+
+KimiModelImpl::KimiModelImpl(const ModelConfig& c, ExpertSlice experts, ModelPart held) : config(c), part(std::move(held)) {
   c.validate();
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
-  layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    decoder_layers.push_back(DecoderLayer(c, i, experts));
-    layers->push_back(decoder_layers.back());
+  if (part.layers) {
+    check(std::is_sorted(part.layers->begin(), part.layers->end()), "ModelPart: layer indices must be ascending");
+    for (int64_t i : *part.layers)
+      check(i >= 0 && i < c.num_hidden_layers, "ModelPart: layer ", i, " outside [0, ", c.num_hidden_layers, ")");
   }
-  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  if (part.embedding) embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", std::make_shared<torch::nn::Module>());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    if (!part.holds_layer(i)) continue;
+    decoder_layers.push_back(DecoderLayer(c, i, experts));
+    layers->register_module(std::to_string(i), decoder_layers.back());
+  }
+  if (part.head) norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
 SequenceContext KimiModelImpl::sequence_context(const ForwardInputs& in) const {
@@ -28,18 +44,29 @@ SequenceContext KimiModelImpl::sequence_context(const ForwardInputs& in) const {
 }
 
 torch::Tensor KimiModelImpl::forward(const ForwardInputs& in, torch::ScalarType compute_dtype) {
+  check(part.whole(config.num_hidden_layers), "KimiModel::forward needs the whole model; this one is a pipeline stage's part");
   const auto context = sequence_context(in);
-  auto h_BTD = embed_tokens->forward(in.tokens_BT).to(compute_dtype);
+  return norm->forward(run_layers(embed(in.tokens_BT, compute_dtype), context, 0, config.num_hidden_layers));
+}
+
+torch::Tensor KimiModelImpl::embed(const torch::Tensor& tokens_BT, torch::ScalarType compute_dtype) {
+  check(!embed_tokens.is_empty(), "KimiModel::embed: this part holds no embedding (not the first pipeline stage)");
+  return embed_tokens->forward(tokens_BT).to(compute_dtype);
+}
+
+torch::Tensor KimiModelImpl::run_layers(torch::Tensor h_BTD, const SequenceContext& context, int64_t first, int64_t end) {
   for (auto& layer : decoder_layers) {
+    if (layer->layer_index < first || layer->layer_index >= end) continue;
     h_BTD = layer_runner ? layer_runner(layer, h_BTD, context) : layer->forward(h_BTD, context);
   }
-  return norm->forward(h_BTD);
+  return h_BTD;
 }
 
 torch::Tensor KimiModelImpl::forward_cached(const torch::Tensor& tokens_BT, KvCache& cache,
                                            torch::ScalarType compute_dtype, LatentAttention form) {
   const int64_t B = tokens_BT.size(0), T = tokens_BT.size(1);
   check(B == cache.batch(), "model input: ", B, " rows for a KV cache of batch ", cache.batch());
+  check(part.whole(config.num_hidden_layers), "KimiModel::forward_cached needs the whole model; this one is a pipeline stage's part");
   check(cache.num_layers() == static_cast<int64_t>(decoder_layers.size()), "KV cache has ", cache.num_layers(),
         " layers, the model ", decoder_layers.size());
   check(cache.dtype() == compute_dtype, "KV cache holds ", cache.dtype(), " but the model computes in ", compute_dtype);
@@ -51,15 +78,21 @@ torch::Tensor KimiModelImpl::forward_cached(const torch::Tensor& tokens_BT, KvCa
   return norm->forward(h_BTD);
 }
 
-KimiForCausalLMImpl::KimiForCausalLMImpl(const ModelConfig& c, ExpertSlice experts) {
-  model = register_module("model", KimiModel(c, experts));
-  lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size));
+KimiForCausalLMImpl::KimiForCausalLMImpl(const ModelConfig& c, ExpertSlice experts, ModelPart part) {
+  const bool head = part.head;
+  model = register_module("model", KimiModel(c, experts, std::move(part)));
+  if (head) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size));
 }
 
 torch::Tensor KimiForCausalLMImpl::forward(const ForwardInputs& inputs) {
   check(inputs.tokens_BT.dim() == 2, "model input: expected token ids [batch, tokens], got ", inputs.tokens_BT.dim(),
         " dimensions");
   return lm_head->forward(model->forward(inputs, compute_dtype)).to(accumulate_dtype(compute_dtype));
+}
+
+torch::Tensor KimiForCausalLMImpl::head_logits(const torch::Tensor& h_BTD) {
+  check(!lm_head.is_empty(), "KimiForCausalLM::head_logits: this part holds no head (not the last pipeline stage)");
+  return lm_head->forward(model->norm->forward(h_BTD)).to(accumulate_dtype(h_BTD.scalar_type()));
 }
 
 torch::Tensor KimiForCausalLMImpl::forward_cached(const torch::Tensor& tokens_BT, KvCache& cache, LatentAttention form) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
@@ -38,5 +39,15 @@ void all_reduce_max(const Group& group, torch::Tensor& tensor);
 
 // Every rank's `tensor` (same shape and dtype on all), in group-rank order; blocks until done.
 std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& tensor);
+
+// Every rank's `text` (any lengths), in group-rank order; blocks until done.
+std::vector<std::string> all_gather_strings(const Group& group, const std::string& text);
+
+// Point to point (pipeline stages). A send is posted and returns at once: wait on the result
+// before reusing `tensor` (the work keeps it alive). A receive blocks until `tensor` (contiguous,
+// of the sent shape and dtype) is filled. `peer` is a rank of `group`; `tag` pairs a send with
+// its receive when several are in flight between the same two ranks.
+c10::intrusive_ptr<c10d::Work> send_async(const Group& group, const torch::Tensor& tensor, int peer, int tag);
+void receive(const Group& group, torch::Tensor& tensor, int peer, int tag);
 
 }  // namespace k2f::parallel

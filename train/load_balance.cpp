@@ -11,28 +11,34 @@ std::vector<model::MoE> moe_layers(const model::KimiModel& model) {
 }  // namespace
 
 ExpertLoadTracker::ExpertLoadTracker(const model::KimiModel& model) {
-  for (size_t i = 0; i < moe_layers(model).size(); ++i) loads_E_.push_back(torch::Tensor());
+  for (const auto& layer : model->decoder_layers) {
+    if (!layer->moe) continue;
+    layer_indices_.push_back(layer->layer_index);
+    loads_E_.push_back(torch::Tensor());
+  }
 }
 
 void ExpertLoadTracker::reset() {
   for (auto& load : loads_E_) load = torch::Tensor();
 }
 
-void ExpertLoadTracker::accumulate(const model::KimiModel& model) {
+void ExpertLoadTracker::accumulate(const model::KimiModel& model, int64_t first_layer, int64_t end_layer) {
   const auto layers = moe_layers(model);
   for (size_t i = 0; i < layers.size(); ++i) {
+    if (layer_indices_[i] < first_layer || layer_indices_[i] >= end_layer) continue;
     const auto& load = layers[i]->last_expert_load_E;
     loads_E_[i] = loads_E_[i].defined() ? loads_E_[i] + load : load.clone();
   }
 }
 
-std::vector<double> ExpertLoadTracker::imbalance() const {
-  std::vector<double> values;
-  for (const auto& load : loads_E_) {
+std::vector<std::pair<int64_t, double>> ExpertLoadTracker::imbalance() const {
+  std::vector<std::pair<int64_t, double>> values;
+  for (size_t i = 0; i < loads_E_.size(); ++i) {
+    const auto& load = loads_E_[i];
     if (!load.defined()) continue;
     const auto as_double = load.to(torch::kFloat64);
     const double mean = as_double.mean().item<double>();
-    values.push_back(mean > 0 ? as_double.max().item<double>() / mean : 1.0);
+    values.emplace_back(layer_indices_[i], mean > 0 ? as_double.max().item<double>() / mean : 1.0);
   }
   return values;
 }

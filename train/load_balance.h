@@ -4,6 +4,8 @@
 // loads are summed over ranks first, so every replica applies the same update).
 #pragma once
 
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "model/kimi_model.h"
@@ -15,12 +17,15 @@ class ExpertLoadTracker {
  public:
   explicit ExpertLoadTracker(const model::KimiModel& model);
   void reset();
-  void accumulate(const model::KimiModel& model);  // after each micro-batch forward
-  std::vector<torch::Tensor>& loads() { return loads_E_; }  // one int64 [E] per MoE layer
-  // max/mean load per MoE layer (1.0 = perfectly balanced).
-  std::vector<double> imbalance() const;
+  // After each forward through the model's layers with index in [first_layer, end_layer).
+  void accumulate(const model::KimiModel& model, int64_t first_layer = 0,
+                  int64_t end_layer = std::numeric_limits<int64_t>::max());
+  std::vector<torch::Tensor>& loads() { return loads_E_; }  // one int64 [E] per MoE layer held
+  // max/mean load per MoE layer held (1.0 = perfectly balanced), with the layer's index.
+  std::vector<std::pair<int64_t, double>> imbalance() const;
 
  private:
+  std::vector<int64_t> layer_indices_;
   std::vector<torch::Tensor> loads_E_;
 };
 

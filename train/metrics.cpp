@@ -61,7 +61,8 @@ Json StepMetrics::to_json() const {
           {"rss_bytes", rss_bytes},
           {"seconds", seconds},
           {"time_split", {{"forward", forward_seconds}, {"backward", backward_seconds},
-                          {"optimizer", optimizer_seconds}, {"data", data_seconds}}}};
+                          {"optimizer", optimizer_seconds}, {"data", data_seconds},
+                          {"pipeline_wait", pipeline_wait_seconds}, {"grad_sync", grad_sync_seconds}}}};
   if (!quant_error.empty()) {
     Json errors = Json::object();
     for (const auto& [layer, error] : quant_error) errors[layer] = error;

@@ -37,6 +37,10 @@ struct StepMetrics {
   int64_t rss_bytes = 0;
   double seconds = 0;  // wall time of the step
   double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0, data_seconds = 0;
+  // Blocked on another pipeline stage (transfers and the pipeline bubble); 0 without pp.
+  double pipeline_wait_seconds = 0;
+  // Gradient all-reduce over the data-parallel groups (inside optimizer_seconds).
+  double grad_sync_seconds = 0;
   Json to_json() const;
 };
 

@@ -1,9 +1,14 @@
 #include "train/parallel_runtime.h"
 
 #include <cmath>
+#include <algorithm>
 #include <regex>
+#include <set>
 
 #include "base/error.h"
+#include "base/json_io.h"
+#include "parallel/comm.h"
+#include "parallel/pipeline_schedule.h"
 #include "parallel/expert_dispatcher.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
@@ -36,6 +41,15 @@ void ParallelRuntime::on_all_ranks(const std::function<void()>& body) const {
 
 void ParallelRuntime::create_groups() {
   if (context_) groups_ = parallel::create_process_groups(*context_, parallel::Mesh(layout_));
+}
+
+model::ModelPart ParallelRuntime::model_part(const model::ModelConfig& config) const {
+  model::ModelPart part;
+  if (layout_.pp == 1) return part;
+  part.layers = parallel::stage_layers(layout_, config.num_hidden_layers, stage());
+  part.embedding = stage() == 0;
+  part.head = stage() == layout_.pp - 1;  // the last chunk, pp x virtual_stages - 1, is on the last stage
+  return part;
 }
 
 model::ExpertSlice ParallelRuntime::expert_slice(const model::ModelConfig& config) const {
@@ -73,6 +87,32 @@ void ParallelRuntime::max_over_dp(torch::Tensor& tensor) const {
   parallel::all_reduce_max(groups_.dp, tensor);
 }
 
+std::vector<double> ParallelRuntime::sum_over_world(std::vector<double> values) const {
+  if (!context_ || values.empty()) return values;
+  auto sums = torch::tensor(values, torch::kFloat64);
+  parallel::all_reduce_sum(groups_.world, sums);
+  return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+}
+
+std::vector<double> ParallelRuntime::sum_over_stages(std::vector<double> values) const {
+  if (layout_.pp == 1 || values.empty()) return values;
+  auto sums = torch::tensor(values, torch::kFloat64);
+  parallel::all_reduce_sum(groups_.pp, sums);
+  return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+}
+
+double ParallelRuntime::max_over_stages(double value) const {
+  if (layout_.pp == 1) return value;
+  auto maximum = torch::tensor({value}, torch::kFloat64);
+  parallel::all_reduce_max(groups_.pp, maximum);
+  return maximum.item<double>();
+}
+
+std::vector<std::string> ParallelRuntime::gather_over_stages(const std::string& text) const {
+  if (layout_.pp == 1) return {text};
+  return parallel::all_gather_strings(groups_.pp, text);
+}
+
 void ParallelRuntime::sync_gradients(const NamedTensorList& parameters) const {
   if (context_) parallel::sync_gradients(parameters, groups_.dp, groups_.expert_dp);
 }
@@ -90,7 +130,7 @@ double ParallelRuntime::global_grad_norm(const NamedTensorList& parameters) cons
     parallel::all_reduce_sum(groups_.ep, sum);
     experts = sum.item<double>();
   }
-  return std::sqrt(dense + experts);
+  return std::sqrt(sum_over_stages({dense + experts})[0]);
 }
 
 namespace {
@@ -139,6 +179,52 @@ NamedTensorList ParallelRuntime::gather_routed_experts(const NamedTensorList& lo
     }
     i = end;
   }
+  return full;
+}
+
+namespace {
+// Where a tensor sits in module order: the embedding, layer by layer, then the head, then the rest.
+int64_t module_position(const std::string& name, int64_t num_layers) {
+  static const std::regex layer(R"(^model\.layers\.([0-9]+)\..*)");
+  std::smatch match;
+  if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
+  if (std::regex_match(name, match, layer)) return 1 + std::stoll(match[1]);
+  if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return num_layers + 1;
+  return num_layers + 2;
+}
+
+Json tensor_headers(const NamedTensorList& tensors) {
+  Json headers = Json::array();
+  for (const auto& [name, t] : tensors)
+    headers.push_back({{"name", name}, {"dtype", static_cast<int>(t.scalar_type())}, {"shape", t.sizes().vec()}});
+  return headers;
+}
+}  // namespace
+
+NamedTensorList ParallelRuntime::gather_stages(const NamedTensorList& local, int64_t num_layers) const {
+  if (layout_.pp == 1) return local;
+  check(coord().dp_rank == 0, "gather_stages: called on dp index ", coord().dp_rank, " (only index 0 takes part)");
+  // Every stage learns every stage's names, dtypes and shapes; then stages send their tensors to stage 0.
+  const auto headers = parallel::all_gather_strings(groups_.pp, tensor_headers(local).dump());
+  if (stage() != 0) {
+    for (const auto& [name, t] : local) parallel::send_async(groups_.pp, t.detach().contiguous(), 0, 0)->wait();
+    return {};
+  }
+  NamedTensorList full = local;
+  std::set<std::string> names;
+  for (const auto& [name, t] : local) names.insert(name);
+  for (int64_t s = 1; s < layout_.pp; ++s) {
+    for (const auto& header : Json::parse(headers[static_cast<size_t>(s)])) {
+      auto tensor = torch::empty(header.at("shape").get<std::vector<int64_t>>(),
+                                 torch::TensorOptions().dtype(static_cast<c10::ScalarType>(header.at("dtype").get<int>())));
+      parallel::receive(groups_.pp, tensor, static_cast<int>(s), 0);
+      const auto name = header.at("name").get<std::string>();
+      if (names.insert(name).second) full.emplace_back(name, tensor);
+    }
+  }
+  std::stable_sort(full.begin(), full.end(), [&](const auto& a, const auto& b) {
+    return module_position(a.first, num_layers) < module_position(b.first, num_layers);
+  });
   return full;
 }
 

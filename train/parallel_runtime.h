@@ -1,6 +1,7 @@
-// What the trainer needs from parallel/: this rank's place in a data/expert-parallel layout, its
-// process groups, and the few reductions of a training step beyond the gradient sync (token
-// counts, loss sums, expert loads, QK maxima, the gradient norm, checkpoint gathering). One process
+// What the trainer needs from parallel/: this rank's place in a pipeline/data/expert-parallel
+// layout, its process groups, the part of the model it builds, and the few reductions of a
+// training step beyond the gradient sync (token counts, loss sums, expert loads, QK maxima, the
+// gradient norm, checkpoint gathering). One process
 // holds no context and every reduction is the identity, so single-process training runs exactly
 // the arithmetic it ran before parallelism existed.
 #pragma once
@@ -37,6 +38,10 @@ class ParallelRuntime {
   const parallel::ParallelLayout& layout() const { return layout_; }
   const parallel::MeshCoord& coord() const { return groups_.coord; }
   const parallel::ProcessGroups& groups() const { return groups_; }
+  int64_t stage() const { return coord().pp_rank; }
+
+  // The layers and ends of the model this rank's pipeline stage holds (the whole model for pp 1).
+  model::ModelPart model_part(const model::ModelConfig& config) const;
 
   // Runs `body` on every rank; if it throws on any, every rank throws that rank's message.
   void on_all_ranks(const std::function<void()>& body) const;
@@ -52,10 +57,16 @@ class ParallelRuntime {
   void sum_over_dp(std::vector<torch::Tensor>& tensors) const;
   // Element-wise maximum over the data-parallel group (identity in one process).
   void max_over_dp(torch::Tensor& tensor) const;
+  // Sums over every rank, and over the stages of this rank's dp index (identity in one process).
+  std::vector<double> sum_over_world(std::vector<double> values) const;
+  std::vector<double> sum_over_stages(std::vector<double> values) const;
+  double max_over_stages(double value) const;
+  // Every stage's `text`, in stage order (just `text` without pipeline parallelism).
+  std::vector<std::string> gather_over_stages(const std::string& text) const;
   // Gradients summed over dp (dense) and over the expert-data-parallel group (routed experts).
   void sync_gradients(const NamedTensorList& parameters) const;
   // The L2 norm of all gradients of the whole model: dense ones are replicated after the sync,
-  // routed experts' are spread over the ep group.
+  // routed experts' are spread over the ep group, layers over the pipeline stages.
   double global_grad_norm(const NamedTensorList& parameters) const;
 
   // The full model's tensors from this rank's, for a checkpoint: routed-expert entries are gathered
@@ -64,6 +75,12 @@ class ParallelRuntime {
   NamedTensorList gather_routed_experts(const NamedTensorList& local, int64_t n_routed_experts) const;
   // True where this rank takes part in writing checkpoints (it holds the first copy of its experts).
   bool writes_checkpoint_experts() const { return coord().expert_replica == 0; }
+  // Every stage's tensors gathered on rank 0 for a checkpoint, in module order (layer by layer);
+  // names held by several stages (optimizer.step) are taken once. Called by the dp index 0 rank of
+  // every stage (a collective over their pipeline group); returns the whole list on rank 0, an
+  // empty one elsewhere.
+  NamedTensorList gather_stages(const NamedTensorList& local, int64_t num_layers) const;
+  bool writes_checkpoint_stage() const { return layout_.pp == 1 || coord().dp_rank == 0; }
 
  private:
   std::shared_ptr<parallel::DistributedContext> context_;

@@ -115,7 +115,7 @@ std::vector<KeySpec> train_keys() {
       {"quant.targets", KeyType::StringList, Json(quant::QatTargets{}.targets), "compressed-tensors targets"},
       {"quant.ignore", KeyType::StringList, Json(quant::QatTargets{}.ignore),
        "compressed-tensors ignore list (default K2 Thinking's: routed experts only)"},
-      {"parallel.pp", KeyType::Int, 1, "pipeline stages (this build: 1)"},
+      {"parallel.pp", KeyType::Int, 1, "pipeline stages (world = pp x dp)"},
       {"parallel.dp", KeyType::Int, 0, "data-parallel ranks (0: number of ranks / parallel.pp)"},
       {"parallel.ep", KeyType::Int, 1, "expert-parallel ranks inside dp: split the routed experts; divides parallel.dp"},
       {"parallel.virtual_stages", KeyType::Int, 1, "model chunks per pipeline rank (interleaved schedule)"},

@@ -3,6 +3,7 @@
 #include "base/device.h"
 #include "base/error.h"
 #include "model/kimi_model.h"
+#include "parallel/pipeline_schedule.h"
 
 namespace k2f::train {
 
@@ -19,8 +20,6 @@ parallel::ParallelLayout TrainOptions::resolved_layout(int64_t world_size) const
 namespace {
 void validate_layout(const TrainOptions& o, int64_t world_size) {
   const auto& l = o.layout;
-  check(l.pp == 1, "parallel.pp (", l.pp, ") > 1: pipeline parallelism is not available in this build of k2forge; ",
-        "set parallel.pp = 1 and split the work with parallel.dp / parallel.ep");
   check(!l.zero1, "parallel.zero1 (true): ZeRO-1 optimizer-state sharding is not available in this build of k2forge; ",
         "set parallel.zero1 = false");
   check(l.dp >= 0, "parallel.dp (", l.dp, ") must be >= 0 (0: the number of ranks / parallel.pp)");
@@ -51,6 +50,7 @@ void TrainOptions::validate(int64_t world_size) const {
   check(global_batch_size > 0 && global_batch_size % (dp_size * micro_batch_size) == 0, "train.global_batch_size (",
         global_batch_size, ") must be a positive multiple of train.micro_batch_size (", micro_batch_size,
         ") x data-parallel size (", dp_size, ")");
+  parallel::check_micro_batches(resolved_layout(world_size), accumulation_steps(dp_size));
   check(grad_clip >= 0, "train.grad_clip (", grad_clip, ") must be >= 0");
   check(lr > 0, "optim.lr (", lr, ") must be positive");
   optimizer.validate();

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -46,20 +47,6 @@ data::LoaderOptions loader_options(const TrainOptions& o, const ParallelRuntime&
   return l;
 }
 
-// The batch's tensors on the model's device (the loader reads into host memory).
-data::TokenBatch on_device(const data::TokenBatch& batch, const torch::Device& device) {
-  if (device.is_cpu()) return batch;
-  data::TokenBatch moved = batch;
-  const auto move = [&](torch::Tensor& t) {
-    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
-  };
-  move(moved.tokens_BT);
-  move(moved.positions_BT);
-  move(moved.segment_ids_BT);
-  move(moved.loss_mask_BT);
-  return moved;
-}
-
 // Scales every gradient so the global L2 norm (over all ranks) is at most `max_norm`; returns the
 // norm before.
 double clip_gradients(const NamedTensorList& params, double max_norm, const ParallelRuntime& parallel) {
@@ -104,6 +91,8 @@ void Trainer::set_up() {
   checkpoints_ = std::make_unique<CheckpointManager>(options_.run_dir, options_.checkpoint_keep);
   loader_ = std::make_unique<data::TokenLoader>(loader_options(options_, *parallel_));
   loads_ = std::make_unique<ExpertLoadTracker>(model_->model);
+  executor_ = std::make_unique<PipelineExecutor>(model_, parallel_->layout(), parallel_->stage(), parallel_->groups().pp,
+                                                 device_, *loads_);
   flops_per_token_ = 3.0 * model::forward_flops_per_token(options_.model, options_.seq_len);
 
   for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
@@ -119,7 +108,8 @@ void Trainer::set_up() {
 // This rank's model: its slice of the routed experts (all of them in one process), reached
 // through the expert-parallel dispatcher when the experts are split.
 void Trainer::build_model() {
-  model_ = model::KimiForCausalLM(options_.model, parallel_->expert_slice(options_.model));
+  model_ = model::KimiForCausalLM(options_.model, parallel_->expert_slice(options_.model),
+                                  parallel_->model_part(options_.model));
   model_->compute_dtype = options_.dtype;
   if (options_.recompute) model_->model->layer_runner = recomputing_layer_runner();
   for (auto& layer : model_->model->decoder_layers) {
@@ -178,7 +168,8 @@ bool Trainer::resume() {
 }
 
 // One file per kind, as in one process, whatever the layout: the routed experts (and their
-// optimizer state) are gathered over the ep group to rank 0, which writes. Any layout resumes it.
+// optimizer state) are gathered over the ep group, the stages' layers over the pipeline, to rank
+// 0, which writes. Any layout resumes it.
 void Trainer::save_checkpoint() {
   auto model_state = model::named_state(*model_);
   auto optimizer_state = optimizer_->state_tensors();
@@ -187,6 +178,9 @@ void Trainer::save_checkpoint() {
     model_state = parallel_->gather_routed_experts(model_state, options_.model.n_routed_experts);
     optimizer_state = parallel_->gather_routed_experts(optimizer_state, options_.model.n_routed_experts);
   }
+  if (!parallel_->writes_checkpoint_stage()) return;
+  model_state = parallel_->gather_stages(model_state, options_.model.num_hidden_layers);
+  optimizer_state = parallel_->gather_stages(optimizer_state, options_.model.num_hidden_layers);
   if (!parallel_->is_main()) return;
   optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
   const auto& layout = parallel_->layout();
@@ -200,35 +194,6 @@ void Trainer::save_checkpoint() {
   if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
   const auto dir = checkpoints_->save(completed_steps_, model_state, optimizer_state, meta);
   log::info("checkpoint ", dir);
-}
-
-torch::Tensor Trainer::forward_backward(const data::TokenBatch& host_batch, double inverse_tokens, double aux_scale,
-                                        double& aux_loss, double& forward_seconds, double& backward_seconds) {
-  const int64_t T = options_.seq_len;
-  const auto start = Clock::now();
-  const auto batch = on_device(host_batch, device_);
-  model::ForwardInputs inputs{batch.tokens_BT.narrow(1, 0, T), batch.positions_BT.narrow(1, 0, T),
-                              batch.segment_ids_BT.defined() ? batch.segment_ids_BT.narrow(1, 0, T) : torch::Tensor()};
-  const auto logits_BTV = model_->forward(inputs);
-  auto nll_sum = masked_nll_sum(logits_BTV, batch.tokens_BT.narrow(1, 1, T), batch.loss_mask_BT.narrow(1, 1, T));
-  if (inject_nan_) nll_sum = nll_sum * std::numeric_limits<double>::quiet_NaN();  // debug.nan_at_step
-  auto loss = nll_sum * inverse_tokens;
-  if (aux_scale > 0) {
-    for (auto& layer : model_->model->decoder_layers) {
-      if (!layer->moe) continue;
-      const auto aux = sequence_balance_loss_sum(layer->moe->last_routing, inputs.tokens_BT.size(0), T) * aux_scale;
-      aux_loss += aux.item<double>();
-      loss = loss + aux;
-    }
-  }
-  loads_->accumulate(model_->model);
-  synchronize(device_);  // GPU work is queued: time what ran, not what was launched
-  forward_seconds += seconds_since(start);
-  const auto backward_start = Clock::now();
-  loss.backward();
-  synchronize(device_);
-  backward_seconds += seconds_since(backward_start);
-  return nll_sum.detach();
 }
 
 StepMetrics Trainer::train_step(int64_t step) {
@@ -256,21 +221,23 @@ StepMetrics Trainer::train_step(int64_t step) {
   begin_qk_recording(model_->model);
   loads_->reset();
   model_->zero_grad();
-  double nll = 0;
-  const double aux_scale = options_.aux_loss_alpha / static_cast<double>(options_.global_batch_size);
-  for (const auto& batch : micro_batches) {
-    nll += forward_backward(batch, 1.0 / target_tokens, aux_scale, m.aux_loss, m.forward_seconds, m.backward_seconds)
-               .item<double>();
-  }
-  if (parallel_->distributed()) {
-    const auto sums = parallel_->sum_over_dp({nll, m.aux_loss});
-    nll = sums[0];
-    m.aux_loss = sums[1];
-  }
-  m.loss = nll / target_tokens;
+  StepLoss step_loss;
+  step_loss.seq_len = options_.seq_len;
+  step_loss.inverse_tokens = 1.0 / target_tokens;
+  step_loss.aux_scale = options_.aux_loss_alpha / static_cast<double>(options_.global_batch_size);
+  step_loss.inject_nan = inject_nan_;
+  const auto passes = executor_->run(micro_batches, step_loss);
+  m.forward_seconds = passes.forward_seconds;
+  m.backward_seconds = passes.backward_seconds;
+  m.pipeline_wait_seconds = passes.receive_seconds;
+  // The loss lives on the last stage of each dp index, balance losses on every stage.
+  const auto sums = parallel_->sum_over_world({passes.nll_sum, passes.aux_loss});
+  m.loss = sums[0] / target_tokens;
+  m.aux_loss = sums[1];
 
   const auto optimizer_start = Clock::now();
   parallel_->sync_gradients(named_parameters_);
+  m.grad_sync_seconds = seconds_since(optimizer_start);
   m.grad_norm = clip_gradients(named_parameters_, options_.grad_clip, *parallel_);
   // Every rank sees the same global loss and norm, so every rank makes the same decision.
   if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
@@ -283,12 +250,12 @@ StepMetrics Trainer::train_step(int64_t step) {
     const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);
     parallel_->sum_over_dp(loads_->loads());  // every replica moves its router biases by the global loads
     update_router_biases(model_->model, loads_->loads(), options_.bias_update_rate);
-    m.max_qk_logit = qk.max_logit;
-    m.qk_heads_clipped = qk.heads_clipped;
+    m.max_qk_logit = parallel_->max_over_stages(qk.max_logit);
+    m.qk_heads_clipped = static_cast<int64_t>(parallel_->sum_over_stages({static_cast<double>(qk.heads_clipped)})[0]);
   }
   m.optimizer_seconds = seconds_since(optimizer_start);
   m.skipped_steps = skipped_steps_;
-  m.expert_imbalance = loads_->imbalance();
+  m.expert_imbalance = whole_model_imbalance();
   const int64_t step_tokens = options_.global_batch_size * options_.seq_len;
   tokens_seen_ += step_tokens;
   m.tokens_seen = tokens_seen_;
@@ -297,7 +264,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   m.model_flops_per_s = m.tokens_per_s * flops_per_token_;
   m.mfu = m.model_flops_per_s / peak_flops_;
   m.rss_bytes = resident_bytes();
-  if (options_.qat) m.quant_error = quant::quantization_error_per_layer(*model_, options_.qat_options);
+  if (options_.qat) m.quant_error = whole_model_quant_error();
   completed_steps_ = step + 1;
   return m;
 }
@@ -324,7 +291,35 @@ void Trainer::skip_bad_step(StepMetrics& m) {
 bool Trainer::stop_requested_on_any_rank() const {
   const double here = StopSignals::requested() != 0 ? 1.0 : 0.0;
   if (!parallel_->distributed()) return here > 0;
-  return parallel_->sum_over_dp({here})[0] > 0;  // dp spans every rank while parallel.pp is 1
+  return parallel_->sum_over_world({here})[0] > 0;
+}
+
+// Each stage knows its own layers' figures; the metrics name every layer's.
+std::vector<double> Trainer::whole_model_imbalance() const {
+  const auto local = loads_->imbalance();
+  std::vector<std::pair<int64_t, double>> layers = local;
+  if (parallel_->layout().pp > 1) {
+    Json held = Json::array();
+    for (const auto& [layer, value] : local) held.push_back({layer, value});
+    layers.clear();
+    for (const auto& text : parallel_->gather_over_stages(held.dump()))
+      for (const auto& entry : Json::parse(text)) layers.emplace_back(entry[0].get<int64_t>(), entry[1].get<double>());
+    std::sort(layers.begin(), layers.end());
+  }
+  std::vector<double> values;
+  for (const auto& [layer, value] : layers) values.push_back(value);
+  return values;
+}
+
+std::vector<std::pair<std::string, double>> Trainer::whole_model_quant_error() const {
+  const auto local = quant::quantization_error_per_layer(*model_, options_.qat_options);
+  if (parallel_->layout().pp == 1) return local;
+  Json held = Json::array();
+  for (const auto& [layer, error] : local) held.push_back({layer, error});
+  std::vector<std::pair<std::string, double>> all;
+  for (const auto& text : parallel_->gather_over_stages(held.dump()))
+    for (const auto& entry : Json::parse(text)) all.emplace_back(entry[0].get<std::string>(), entry[1].get<double>());
+  return all;
 }
 
 std::vector<StepMetrics> Trainer::run() {

@@ -3,9 +3,10 @@
 // optimizer step -> QK-Clip -> router-bias update -> metrics -> periodic checkpoint. A run
 // resumes from its run directory's newest intact checkpoint and continues bit for bit as if it
 // had never stopped: weights, optimizer state, router biases, RNG and sampler position are saved.
-// Under a launcher the same loop runs data- and expert-parallel (parallel_runtime.h): each rank
-// takes its share of the global batch, gradients are summed over ranks, and every reduction that
-// steers training (token count, norm, loads, QK maxima) is global, so the run equals one process.
+// Under a launcher the same loop runs pipeline-, data- and expert-parallel (parallel_runtime.h,
+// pipeline_executor.h): each dp index takes its share of the global batch through every stage,
+// gradients are summed over ranks, and every reduction that steers training (token count, norm,
+// loads, QK maxima) is global, so the run equals one process.
 #pragma once
 
 #include <memory>
@@ -18,6 +19,7 @@
 #include "train/metrics.h"
 #include "train/optim/optimizer.h"
 #include "train/parallel_runtime.h"
+#include "train/pipeline_executor.h"
 #include "train/train_options.h"
 
 namespace k2f::train {
@@ -63,8 +65,8 @@ class Trainer {
   // train.max_bad_steps of them in a row.
   void skip_bad_step(StepMetrics& m);
   bool stop_requested_on_any_rank() const;
-  torch::Tensor forward_backward(const data::TokenBatch& batch, double inverse_tokens, double aux_scale,
-                                 double& aux_loss, double& forward_seconds, double& backward_seconds);
+  std::vector<double> whole_model_imbalance() const;
+  std::vector<std::pair<std::string, double>> whole_model_quant_error() const;
 
   TrainOptions options_;
   TrainerRunOptions run_options_;
@@ -76,6 +78,7 @@ class Trainer {
   std::unique_ptr<data::TokenLoader> loader_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::unique_ptr<ExpertLoadTracker> loads_;
+  std::unique_ptr<PipelineExecutor> executor_;
   int64_t completed_steps_ = 0;
   int64_t tokens_seen_ = 0;
   int64_t skipped_steps_ = 0;

@@ -78,7 +78,7 @@ TEST(TrainCliBadRecipe, BatchNotAMultipleOfMicroBatch) {
 }
 
 TEST(TrainCliBadRecipe, PipelineParallelism) {
-  expect_train_fails("--set parallel.pp=2", {"parallel.pp (2) > 1: pipeline parallelism is not available in this build"});
+  expect_train_fails("--set parallel.pp=2", {"parallel.pp (2) must divide the number of ranks (1)"});
 }
 
 TEST(TrainCliBadRecipe, ZeroOne) {

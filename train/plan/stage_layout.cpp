@@ -2,28 +2,16 @@
 // disagree; this file only decides where each count lives.
 #include "train/plan/stage_layout.h"
 
-#include <algorithm>
-
 #include "model/param_count.h"
+#include "parallel/pipeline_schedule.h"
 
 namespace k2f::train::plan {
 
-std::vector<int64_t> chunk_boundaries(int64_t num_layers, int64_t num_chunks) {
-  std::vector<int64_t> bounds;
-  for (int64_t c = 0; c <= num_chunks; ++c) {  // item i is layer i - 1; item 0 the embedding, L + 1 the head
-    bounds.push_back(std::clamp<int64_t>(c * (num_layers + 2) / num_chunks - 1, 0, num_layers));
-  }
-  return bounds;
-}
-
 std::vector<StageLayout> stage_layouts(const model::ModelConfig& c, const parallel::ParallelLayout& layout, bool muon) {
-  const int64_t num_chunks = layout.pp * layout.virtual_stages;
-  const auto bounds = chunk_boundaries(c.num_hidden_layers, num_chunks);
   std::vector<StageLayout> stages(static_cast<size_t>(layout.pp));
-  for (int64_t s = 0; s < layout.pp; ++s) stages[s].stage = s;
-  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
-    auto& stage = stages[static_cast<size_t>(chunk % layout.pp)];
-    for (int64_t l = bounds[chunk]; l < bounds[chunk + 1]; ++l) stage.layers.push_back(l);
+  for (int64_t s = 0; s < layout.pp; ++s) {
+    stages[s].stage = s;
+    stages[s].layers = parallel::stage_layers(layout, c.num_hidden_layers, s);
   }
   const int64_t D = c.hidden_size, V = c.vocab_size;
   const int64_t latent_norms = c.q_lora_rank.value_or(0) + c.kv_lora_rank;

@@ -1,9 +1,7 @@
 // Which decoder layers each pipeline stage holds and how many parameters one GPU of that stage
-// keeps. The embedding, the L layers and the head (final norm + lm_head) are L + 2 items cut into
-// C = pp x virtual_stages chunks as evenly as possible (chunk c holds items [c(L+2)/C,
-// (c+1)(L+2)/C)), so the first and last chunks carry fewer layers, as Megatron-LM's
-// account-for-embedding/loss split does: a K2 lm_head weighs about one MoE layer per GPU. Chunk c
-// runs on stage c % pp (the interleaved assignment). Routed experts are split over ep; everything
+// keeps. The layers come from parallel/pipeline_schedule.h, the cut the trainer runs: L + 2 items
+// (embedding, layers, head) in pp x virtual_stages chunks, so the first and last chunks carry
+// fewer layers (a K2 lm_head weighs about one MoE layer per GPU); chunk c runs on stage c % pp. Routed experts are split over ep; everything
 // else is replicated over dp (ep lives inside dp, as in parallel/mesh.h).
 #pragma once
 
@@ -29,9 +27,6 @@ struct StageLayout {
   int64_t trained_params() const { return replicated_params + expert_params; }
   int64_t stored_params() const { return trained_params() + buffer_params; }
 };
-
-// The first layer of each of the `num_chunks` chunks, plus L at the end (a chunk may hold no layer).
-std::vector<int64_t> chunk_boundaries(int64_t num_layers, int64_t num_chunks);
 
 // One entry per stage. `muon`: optim.name is muonclip (else every parameter is AdamW's).
 std::vector<StageLayout> stage_layouts(const model::ModelConfig& config, const parallel::ParallelLayout& layout, bool muon);

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "model/kimi_model.h"
+#include "parallel/pipeline_schedule.h"
 #include "train/plan/plan_configs.h"
 #include "train/plan/stage_layout.h"
 
@@ -17,7 +18,7 @@ std::vector<int64_t> numel_per_stage(const model::ModelConfig& c, const parallel
                                      int64_t ep_rank) {
   const int64_t local = c.n_routed_experts / layout.ep;
   model::KimiForCausalLM m(c, model::ExpertSlice{ep_rank * local, local});
-  const auto bounds = chunk_boundaries(c.num_hidden_layers, layout.pp * layout.virtual_stages);
+  const auto bounds = parallel::chunk_boundaries(c.num_hidden_layers, layout.pp * layout.virtual_stages);
   std::vector<int64_t> numel(static_cast<size_t>(layout.pp), 0);
   const std::regex layer_name(R"(model\.layers\.(\d+)\..*)");
   for (const auto& [name, tensor] : model::named_state(*m)) {
@@ -77,7 +78,7 @@ TEST(StageLayout, AdamWOwnsEmbeddingHeadAndNormsUnderMuonClip) {
 }
 
 TEST(StageLayout, ChunksCountEmbeddingAndHeadAsOneLayerEach) {
-  const auto bounds = chunk_boundaries(61, 32);  // K2: 63 items, 32 chunks of 2 but the first
+  const auto bounds = parallel::chunk_boundaries(61, 32);  // K2: 63 items, 32 chunks of 2 but the first
   ASSERT_EQ(bounds.size(), 33u);
   EXPECT_EQ(bounds.front(), 0);
   EXPECT_EQ(bounds.back(), 61);
