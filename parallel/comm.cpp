@@ -2,6 +2,9 @@
 #include "parallel/comm.h"
 
 #include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -37,6 +40,31 @@ std::vector<std::string> all_gather_strings(const Group& group, const std::strin
     texts.emplace_back(data, data + lengths[r].item<int64_t>());
   }
   return texts;
+}
+
+NamedTensors gather_named_tensors(const Group& group, const NamedTensors& local) {
+  check(group.defined(), "gather_named_tensors: this rank is not in the group");
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [name, t] : local)
+    headers.push_back({{"name", name}, {"dtype", static_cast<int>(t.scalar_type())}, {"shape", t.sizes().vec()}});
+  const auto all_headers = all_gather_strings(group, headers.dump());
+  if (group->getRank() != 0) {
+    for (const auto& [name, t] : local) send_async(group, t.detach().contiguous(), 0, 0)->wait();
+    return {};
+  }
+  NamedTensors gathered = local;
+  std::set<std::string> names;
+  for (const auto& [name, t] : local) names.insert(name);
+  for (size_t r = 1; r < all_headers.size(); ++r) {
+    for (const auto& header : nlohmann::json::parse(all_headers[r])) {
+      const auto dtype = static_cast<c10::ScalarType>(header.at("dtype").get<int>());
+      auto tensor = torch::empty(header.at("shape").get<std::vector<int64_t>>(), torch::TensorOptions().dtype(dtype));
+      receive(group, tensor, static_cast<int>(r), 0);
+      const auto name = header.at("name").get<std::string>();
+      if (names.insert(name).second) gathered.emplace_back(name, tensor);
+    }
+  }
+  return gathered;
 }
 
 c10::intrusive_ptr<c10d::Work> send_async(const Group& group, const torch::Tensor& tensor, int peer, int tag) {

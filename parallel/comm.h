@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
@@ -42,6 +43,13 @@ std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& t
 
 // Every rank's `text` (any lengths), in group-rank order; blocks until done.
 std::vector<std::string> all_gather_strings(const Group& group, const std::string& text);
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Every rank's named tensors collected on group rank 0, in group-rank order; a name already
+// collected from a lower rank is skipped. Returns the list on rank 0 and an empty one elsewhere.
+// Collective (names, dtypes and shapes may differ between ranks).
+NamedTensors gather_named_tensors(const Group& group, const NamedTensors& local);
 
 // Point to point (pipeline stages). A send is posted and returns at once: wait on the result
 // before reusing `tensor` (the work keeps it alive). A receive blocks until `tensor` (contiguous,

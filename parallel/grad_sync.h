@@ -17,7 +17,7 @@ struct GradSyncOptions {
   double scale = 1.0;  // applied after the sum (e.g. 1 / global token count, or 1 / dp)
 };
 
-using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
+using NamedParameters = NamedTensors;
 
 // True for "...mlp.experts.<e>...." (a routed expert), false for shared experts, router, attention.
 bool is_routed_expert_parameter(const std::string& hf_name);

@@ -2,13 +2,13 @@
 
 #include <cmath>
 #include <algorithm>
+#include <map>
 #include <regex>
-#include <set>
 
 #include "base/error.h"
-#include "base/json_io.h"
 #include "parallel/comm.h"
 #include "parallel/pipeline_schedule.h"
+#include "parallel/zero1.h"
 #include "parallel/expert_dispatcher.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
@@ -114,11 +114,27 @@ std::vector<std::string> ParallelRuntime::gather_over_stages(const std::string& 
 }
 
 void ParallelRuntime::sync_gradients(const NamedTensorList& parameters) const {
-  if (context_) parallel::sync_gradients(parameters, groups_.dp, groups_.expert_dp);
+  if (!context_) return;
+  if (layout_.zero1) {
+    parallel::reduce_gradients_for_shards(parameters, shards_, groups_.dp, groups_.expert_dp);
+  } else {
+    parallel::sync_gradients(parameters, groups_.dp, groups_.expert_dp);
+  }
 }
 
 double ParallelRuntime::global_grad_norm(const NamedTensorList& parameters) const {
   torch::NoGradGuard no_grad;
+  if (layout_.zero1 && context_) {  // each rank adds the squares of the pieces it updates
+    double held = 0;
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      const auto& [name, p] = parameters[i];
+      const int r = shard_rank(name);
+      if (!shards_[i].held_by(r) || !p.grad().defined()) continue;
+      const auto grad = shards_[i].rows_split ? p.grad().narrow(0, shards_[i].row_offset(r), shards_[i].row_count(r)) : p.grad();
+      held += grad.to(torch::kFloat64).pow(2).sum().item<double>();
+    }
+    return std::sqrt(sum_over_stages(sum_over_dp(std::vector<double>{held}))[0]);
+  }
   double dense = 0, experts = 0;
   for (const auto& [name, p] : parameters) {
     if (!p.grad().defined()) continue;
@@ -193,39 +209,88 @@ int64_t module_position(const std::string& name, int64_t num_layers) {
   return num_layers + 2;
 }
 
-Json tensor_headers(const NamedTensorList& tensors) {
-  Json headers = Json::array();
-  for (const auto& [name, t] : tensors)
-    headers.push_back({{"name", name}, {"dtype", static_cast<int>(t.scalar_type())}, {"shape", t.sizes().vec()}});
-  return headers;
-}
 }  // namespace
 
 NamedTensorList ParallelRuntime::gather_stages(const NamedTensorList& local, int64_t num_layers) const {
   if (layout_.pp == 1) return local;
   check(coord().dp_rank == 0, "gather_stages: called on dp index ", coord().dp_rank, " (only index 0 takes part)");
-  // Every stage learns every stage's names, dtypes and shapes; then stages send their tensors to stage 0.
-  const auto headers = parallel::all_gather_strings(groups_.pp, tensor_headers(local).dump());
-  if (stage() != 0) {
-    for (const auto& [name, t] : local) parallel::send_async(groups_.pp, t.detach().contiguous(), 0, 0)->wait();
-    return {};
-  }
-  NamedTensorList full = local;
-  std::set<std::string> names;
-  for (const auto& [name, t] : local) names.insert(name);
-  for (int64_t s = 1; s < layout_.pp; ++s) {
-    for (const auto& header : Json::parse(headers[static_cast<size_t>(s)])) {
-      auto tensor = torch::empty(header.at("shape").get<std::vector<int64_t>>(),
-                                 torch::TensorOptions().dtype(static_cast<c10::ScalarType>(header.at("dtype").get<int>())));
-      parallel::receive(groups_.pp, tensor, static_cast<int>(s), 0);
-      const auto name = header.at("name").get<std::string>();
-      if (names.insert(name).second) full.emplace_back(name, tensor);
-    }
-  }
+  auto full = parallel::gather_named_tensors(groups_.pp, local);
   std::stable_sort(full.begin(), full.end(), [&](const auto& a, const auto& b) {
     return module_position(a.first, num_layers) < module_position(b.first, num_layers);
   });
   return full;
+}
+
+void ParallelRuntime::shard_optimizer_state(const NamedTensorList& parameters, const OptimizerOptions& optimizer) {
+  if (!layout_.zero1) return;
+  std::vector<bool> elementwise;
+  for (const auto& [name, p] : parameters) elementwise.push_back(update_rule(name, p, optimizer) == UpdateRule::AdamW);
+  shards_ = parallel::plan_shards(parameters, elementwise, static_cast<int>(layout_.dp),
+                                  static_cast<int>(layout_.dp / layout_.ep));
+}
+
+int ParallelRuntime::shard_rank(const std::string& name) const {
+  return static_cast<int>(parallel::is_routed_expert_parameter(name) ? coord().expert_replica : coord().dp_rank);
+}
+
+ParallelRuntime::OptimizerShare ParallelRuntime::optimized_here(const NamedTensorList& parameters) const {
+  if (!layout_.zero1) return {parameters, {}};
+  check(shards_.size() == parameters.size(), "ZeRO-1: shard_optimizer_state was given ", shards_.size(),
+        " parameters, now ", parameters.size());
+  OptimizerShare mine;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const int r = shard_rank(parameters[i].first);
+    if (!shards_[i].held_by(r)) continue;
+    mine.parameters.push_back(parameters[i]);
+    mine.rows.push_back(shards_[i].rows_split ? RowRange{shards_[i].row_offset(r), shards_[i].row_count(r)} : RowRange{});
+  }
+  return mine;
+}
+
+void ParallelRuntime::share_updated_parameters(const NamedTensorList& parameters) const {
+  if (layout_.zero1 && context_) parallel::broadcast_updated_shards(parameters, shards_, groups_.dp, groups_.expert_dp);
+}
+
+NamedTensorList ParallelRuntime::gather_optimizer_shards(const NamedTensorList& local,
+                                                         const NamedTensorList& parameters) const {
+  if (!layout_.zero1 || !context_) return local;
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < parameters.size(); ++i) position[parameters[i].first] = i;
+  const auto parameter_of = [&](const std::string& state_name) {
+    const auto found = position.find(state_name.substr(0, state_name.rfind('.')));
+    return found == position.end() ? parameters.size() : found->second;
+  };
+  // Row-split state travels under "<name>#<rank>" (each rank's rows) and is joined in rank order.
+  const std::string kRowsMark = "#";
+  NamedTensorList gathered;
+  for (const bool experts : {false, true}) {
+    NamedTensorList mine;
+    for (const auto& [name, t] : local) {
+      if (parallel::is_routed_expert_parameter(name) != experts) continue;
+      const size_t i = parameter_of(name);
+      const bool split = i < parameters.size() && shards_[i].rows_split;
+      mine.emplace_back(split ? name + kRowsMark + std::to_string(shard_rank(name)) : name, t);
+    }
+    const auto& group = experts ? groups_.expert_dp : groups_.dp;
+    for (auto& [name, t] : parallel::gather_named_tensors(group, mine)) {
+      const auto mark = name.rfind(kRowsMark);
+      if (mark == std::string::npos) {
+        gathered.emplace_back(name, t);
+        continue;
+      }
+      const auto whole = name.substr(0, mark);
+      const auto joined = std::find_if(gathered.begin(), gathered.end(), [&](const auto& e) { return e.first == whole; });
+      if (joined == gathered.end()) {
+        gathered.emplace_back(whole, t);
+      } else {
+        joined->second = torch::cat({joined->second, t});  // gathered in rank order = row order
+      }
+    }
+  }
+  // Back in the parameters' order, as the unsharded optimizer lists its state ("<name>.<slot>").
+  std::stable_sort(gathered.begin(), gathered.end(),
+                   [&](const auto& a, const auto& b) { return parameter_of(a.first) < parameter_of(b.first); });
+  return gathered;
 }
 
 }  // namespace k2f::train

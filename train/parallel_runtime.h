@@ -15,6 +15,8 @@
 #include "model/kimi_model.h"
 #include "parallel/bootstrap.h"
 #include "parallel/process_groups.h"
+#include "parallel/zero1.h"
+#include "train/optim/optimizer.h"
 
 namespace k2f::train {
 
@@ -82,10 +84,29 @@ class ParallelRuntime {
   NamedTensorList gather_stages(const NamedTensorList& local, int64_t num_layers) const;
   bool writes_checkpoint_stage() const { return layout_.pp == 1 || coord().dp_rank == 0; }
 
+  // ZeRO-1 (parallel.zero1; parallel/zero1.h). Plans each parameter's shard from its update
+  // rule; call once with the trainer's parameters, which every later call passes in the same order.
+  void shard_optimizer_state(const NamedTensorList& parameters, const OptimizerOptions& optimizer);
+  // What this rank's optimizer updates: under ZeRO-1 its parameters and rows, otherwise everything.
+  struct OptimizerShare {
+    NamedTensorList parameters;
+    std::vector<RowRange> rows;  // empty: every row
+  };
+  OptimizerShare optimized_here(const NamedTensorList& parameters) const;
+  // After the optimizer step: the updated pieces to every replica (ZeRO-1; else nothing).
+  void share_updated_parameters(const NamedTensorList& parameters) const;
+  // The sharded optimizer state of the dp (dense) and expert-dp (experts) groups collected on
+  // their first ranks, row-split state joined, in parameter order (ZeRO-1; else `local`).
+  // Collective over both groups.
+  NamedTensorList gather_optimizer_shards(const NamedTensorList& local, const NamedTensorList& parameters) const;
+
  private:
   std::shared_ptr<parallel::DistributedContext> context_;
   parallel::ParallelLayout layout_;
   parallel::ProcessGroups groups_;
+  // This rank's index in the replication group of a parameter (expert-dp for routed experts, else dp).
+  int shard_rank(const std::string& name) const;
+  std::vector<parallel::ParameterShard> shards_;  // ZeRO-1: by parameter
 };
 
 }  // namespace k2f::train

@@ -120,7 +120,7 @@ std::vector<KeySpec> train_keys() {
       {"parallel.ep", KeyType::Int, 1, "expert-parallel ranks inside dp: split the routed experts; divides parallel.dp"},
       {"parallel.virtual_stages", KeyType::Int, 1, "model chunks per pipeline rank (interleaved schedule)"},
       {"parallel.schedule", KeyType::String, "1f1b", "pipeline schedule: gpipe, 1f1b or interleaved"},
-      {"parallel.zero1", KeyType::Bool, false, "shard optimizer state over dp (this build: false)"},
+      {"parallel.zero1", KeyType::Bool, false, "ZeRO-1: shard optimizer state over the ranks replicating each parameter"},
       {"parallel.timeout_s", KeyType::Float, 300.0, "timeout of the rendezvous and of every collective"},
       {"debug.nan_at_step", KeyType::Int, 0, "tests only: make the loss NaN from this 1-based step (0: never)"},
       {"debug.nan_steps", KeyType::Int, 1, "tests only: for this many consecutive steps"},

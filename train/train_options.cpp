@@ -20,8 +20,6 @@ parallel::ParallelLayout TrainOptions::resolved_layout(int64_t world_size) const
 namespace {
 void validate_layout(const TrainOptions& o, int64_t world_size) {
   const auto& l = o.layout;
-  check(!l.zero1, "parallel.zero1 (true): ZeRO-1 optimizer-state sharding is not available in this build of k2forge; ",
-        "set parallel.zero1 = false");
   check(l.dp >= 0, "parallel.dp (", l.dp, ") must be >= 0 (0: the number of ranks / parallel.pp)");
   check(l.dp != 0 || world_size % l.pp == 0, "parallel.pp (", l.pp, ") must divide the number of ranks (", world_size,
         ")");

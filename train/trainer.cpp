@@ -79,6 +79,7 @@ Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options,
   // Reads files and allocates without communicating: a missing store or a damaged checkpoint on
   // one rank stops every rank with its message instead of leaving them waiting.
   parallel_->on_all_ranks([this] { set_up(); });
+  log_optimizer_state_bytes();
   peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops(device_);
   if (parallel_->is_main()) {
     fs::create_directories(options_.run_dir);
@@ -96,7 +97,9 @@ void Trainer::set_up() {
   flops_per_token_ = 3.0 * model::forward_flops_per_token(options_.model, options_.seq_len);
 
   for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
-  optimizer_ = std::make_unique<Optimizer>(named_parameters_, options_.optimizer);
+  parallel_->shard_optimizer_state(named_parameters_, options_.optimizer);
+  const auto share = parallel_->optimized_here(named_parameters_);
+  optimizer_ = std::make_unique<Optimizer>(share.parameters, options_.optimizer, share.rows);
 
   if (run_options_.fresh) {
     check(checkpoints_->steps().empty(), options_.run_dir,
@@ -130,6 +133,15 @@ void Trainer::build_model() {
 }
 
 Trainer::~Trainer() = default;
+
+// Every rank's optimizer memory on rank 0's console: ZeRO-1 divides it by the replication groups.
+void Trainer::log_optimizer_state_bytes() const {
+  std::vector<double> bytes(static_cast<size_t>(parallel_->world_size()), 0.0);
+  bytes[static_cast<size_t>(parallel_->rank())] = static_cast<double>(optimizer_->state_bytes());
+  std::string per_rank;
+  for (const double b : parallel_->sum_over_world(bytes)) per_rank += (per_rank.empty() ? "" : ", ") + std::to_string(static_cast<int64_t>(b));
+  log::info("optimizer state bytes per rank: [", per_rank, "]", parallel_->layout().zero1 ? " (ZeRO-1)" : "");
+}
 
 void Trainer::initialise_weights() {
   const std::string& source = options_.init_from;
@@ -172,7 +184,7 @@ bool Trainer::resume() {
 // 0, which writes. Any layout resumes it.
 void Trainer::save_checkpoint() {
   auto model_state = model::named_state(*model_);
-  auto optimizer_state = optimizer_->state_tensors();
+  auto optimizer_state = parallel_->gather_optimizer_shards(optimizer_->state_tensors(), named_parameters_);
   if (parallel_->layout().ep > 1) {
     if (!parallel_->writes_checkpoint_experts()) return;
     model_state = parallel_->gather_routed_experts(model_state, options_.model.n_routed_experts);
@@ -245,6 +257,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   } else {
     consecutive_bad_steps_ = 0;
     optimizer_->step(m.lr);
+    parallel_->share_updated_parameters(named_parameters_);
     for (auto& layer : model_->model->decoder_layers)
       if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
     const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);

@@ -58,6 +58,7 @@ class Trainer {
  private:
   void set_up();
   void build_model();
+  void log_optimizer_state_bytes() const;
   void initialise_weights();
   bool resume();
   void save_checkpoint();

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <iostream>
+#include <sstream>
 
 #include "base/json_io.h"
 #include "e2e/e2e_paths.h"
@@ -65,12 +66,14 @@ class TrainDist : public ::testing::Test {
     return train(recipe, "timeout 600 " + kMpirun + " -np " + std::to_string(ranks), run, extra);
   }
 
-  // Trains a run to step 1 (checkpoint kept), then on to step 20 (checkpoints 10 and 20).
-  static void train_twenty(const std::string& command) {
-    auto r = run_command(command + " --stop-after 1");
-    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
-    r = run_command(command);
-    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+  // Trains a run to step 1 (checkpoint kept), then on to step 20 (checkpoints 10 and 20); returns
+  // the first invocation's output.
+  static std::string train_twenty(const std::string& command) {
+    const auto first = run_command(command + " --stop-after 1");
+    EXPECT_EQ(first.exit_code, 0) << command << "\n" << first.output;
+    const auto rest = run_command(command);
+    EXPECT_EQ(rest.exit_code, 0) << command << "\n" << rest.output;
+    return first.output;
   }
 };
 
@@ -253,6 +256,55 @@ TEST_F(TrainDist, PipelineDataExpertFourRanksEqualsOneProcessAndReshards) {
   r = run_command(mpi(2, "tiny_moe_pp2_dp2_ep2", to_ep2, "--set parallel.pp=1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_continuation(dir().str(), to_ep2, "pp2dp2ep2");
+}
+
+// "optimizer state bytes per rank: [a, b, ...]" from a run's output.
+std::vector<int64_t> optimizer_bytes_per_rank(const std::string& output) {
+  const std::string label = "optimizer state bytes per rank: [";
+  const auto at = output.find(label);
+  EXPECT_NE(at, std::string::npos) << output;
+  std::vector<int64_t> bytes;
+  if (at == std::string::npos) return bytes;
+  std::istringstream list(output.substr(at + label.size(), output.find(']', at) - at - label.size()));
+  for (std::string item; std::getline(list, item, ',');) bytes.push_back(std::stoll(item));
+  return bytes;
+}
+
+// Acceptance 4: ZeRO-1 (dp 4, ep 2: dense state over 4 ranks, expert state over 2) trains as the
+// unsharded run and one process do; every rank keeps about a quarter of the unsharded rank's
+// optimizer state, and the ranks together exactly the one-process state. Its checkpoint holds the
+// whole state (resumes in one process), and a one-process checkpoint resumes sharded.
+TEST_F(TrainDist, ZeroOneEqualsUnshardedAndShardsOptimizerState) {
+  const auto one = optimizer_bytes_per_rank(train_twenty(single("tiny_moe_dp4_ep2", "z-single")));
+  const auto unsharded = optimizer_bytes_per_rank(train_twenty(mpi(4, "tiny_moe_dp4_ep2", "z-off")));
+  const auto sharded = optimizer_bytes_per_rank(train_twenty(mpi(4, "tiny_moe_dp4_ep2", "z-on", "--set parallel.zero1=true")));
+  expect_parity("z-off", "z-single", dir().str());
+  expect_parity("z-on", "z-single", dir().str());
+  const double on_off = max_relative_difference(losses(dir() / "z-on"), losses(dir() / "z-off"), 1, 20);
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(unsharded.size(), 4u);
+  ASSERT_EQ(sharded.size(), 4u);
+  int64_t total = 0;
+  std::cout << "optimizer state bytes per rank: one process " << one[0] << "; dp4 ep2 unsharded";
+  for (const auto b : unsharded) std::cout << " " << b;
+  std::cout << "; ZeRO-1";
+  for (const auto b : sharded) std::cout << " " << b;
+  std::cout << "; ZeRO-1 on vs off: max relative loss difference " << on_off << "\n";
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_LT(static_cast<double>(sharded[r]), 0.3 * static_cast<double>(unsharded[r])) << "rank " << r;
+    total += sharded[r];
+  }
+  EXPECT_EQ(total, one[0]);
+  EXPECT_LT(on_off, 1e-5);
+
+  const auto to_one = copy_checkpoint(dir(), "z-on", "z-on-to-single", 10);
+  auto r = run_command(single("tiny_moe_dp4_ep2", to_one));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_continuation(dir().str(), to_one, "z-on");
+  const auto to_sharded = copy_checkpoint(dir(), "z-single", "z-single-to-on", 10);
+  r = run_command(mpi(4, "tiny_moe_dp4_ep2", to_sharded, "--set parallel.zero1=true"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_continuation(dir().str(), to_sharded, "z-single");
 }
 
 // Every rank's exit status, printed by a shell around each rank (so mpirun does not abort the

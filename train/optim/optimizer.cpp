@@ -34,16 +34,25 @@ UpdateRule default_rule(const std::string& name, const torch::Tensor& param) {
   return param.dim() == 2 && !embedding_or_head ? UpdateRule::Muon : UpdateRule::AdamW;
 }
 
+UpdateRule update_rule(const std::string& name, const torch::Tensor& param, const OptimizerOptions& options) {
+  if (options.name == "adamw") return UpdateRule::AdamW;
+  if (!options.adamw_pattern.empty() && std::regex_search(name, std::regex(options.adamw_pattern))) return UpdateRule::AdamW;
+  return default_rule(name, param);
+}
+
 Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters,
-                     const OptimizerOptions& options)
+                     const OptimizerOptions& options, const std::vector<RowRange>& rows)
     : options_(options) {
   options_.validate();
-  const std::regex forced_adamw(options_.adamw_pattern.empty() ? "$^" : options_.adamw_pattern);
-  for (const auto& [name, param] : named_parameters) {
-    UpdateRule rule = options_.name == "adamw" ? UpdateRule::AdamW : default_rule(name, param);
-    if (std::regex_search(name, forced_adamw)) rule = UpdateRule::AdamW;
-    parameters_.push_back({name, param, rule});
-    const torch::Tensor& like = param;  // C++17 lambdas cannot capture structured bindings
+  check(rows.empty() || rows.size() == named_parameters.size(), "Optimizer: ", rows.size(), " row ranges for ",
+        named_parameters.size(), " parameters");
+  for (size_t i = 0; i < named_parameters.size(); ++i) {
+    const auto& [name, param] = named_parameters[i];
+    const UpdateRule rule = update_rule(name, param, options_);
+    const RowRange range = rows.empty() ? RowRange{} : rows[i];
+    check(range.whole() || rule == UpdateRule::AdamW, "Optimizer: ", name, ": only element-wise rules update a row range");
+    parameters_.push_back({name, param, rule, range});
+    const auto like = parameters_.back().part(param);
     const auto zeros = [&] { return torch::zeros_like(like, like.options().dtype(state_dtype(like))); };
     momentum_.push_back(rule == UpdateRule::Muon ? zeros() : torch::Tensor());
     exp_avg_.push_back(rule == UpdateRule::AdamW ? zeros() : torch::Tensor());
@@ -56,19 +65,19 @@ void Optimizer::step(double lr) {
   ++steps_;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     auto& p = parameters_[i];
-    const auto dtype = state_dtype(p.param);
-    const auto grad = p.param.grad().defined() ? p.param.grad().to(dtype)
-                                               : torch::zeros_like(p.param, p.param.options().dtype(dtype));
+    const auto param = p.part(p.param);
+    const auto dtype = state_dtype(param);
+    const auto grad = p.param.grad().defined() ? p.part(p.param.grad()).to(dtype)
+                                               : torch::zeros_like(param, param.options().dtype(dtype));
     if (p.rule == UpdateRule::Muon) {
-      muon_update(i, grad, lr);
+      muon_update(i, param, grad, lr);
     } else {
-      adamw_update(i, grad, lr);
+      adamw_update(i, param, grad, lr);
     }
   }
 }
 
-void Optimizer::muon_update(size_t i, const torch::Tensor& grad, double lr) {
-  auto& param = parameters_[i].param;
+void Optimizer::muon_update(size_t i, torch::Tensor param, const torch::Tensor& grad, double lr) {
   momentum_[i].mul_(options_.momentum).add_(grad);  // M = mu*M + G
   const auto direction = options_.nesterov ? grad + options_.momentum * momentum_[i] : momentum_[i];
   const auto orthogonal = newton_schulz5(direction, options_.newton_schulz_dtype).to(param.scalar_type());
@@ -77,8 +86,8 @@ void Optimizer::muon_update(size_t i, const torch::Tensor& grad, double lr) {
   param.add_(orthogonal, -lr * rms_match);
 }
 
-void Optimizer::adamw_update(size_t i, const torch::Tensor& grad, double lr) {
-  auto& param = parameters_[i].param;
+// `param` is the parameter or a view of its rows: updated in place, the parameter changes.
+void Optimizer::adamw_update(size_t i, torch::Tensor param, const torch::Tensor& grad, double lr) {
   exp_avg_[i].mul_(options_.beta1).add_(grad, 1.0 - options_.beta1);
   exp_avg_sq_[i].mul_(options_.beta2).addcmul_(grad, grad, 1.0 - options_.beta2);
   const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));

@@ -30,18 +30,33 @@ struct OptimizerOptions {
   void validate() const;       // messages use "optim.<key>"
 };
 
+// The rows of a parameter this optimizer updates (ZeRO-1 splits element-wise rules by rows).
+struct RowRange {
+  int64_t first = 0;
+  int64_t count = -1;  // -1: every row
+  bool whole() const { return count < 0; }
+};
+
 struct OptimizedParameter {
   std::string name;
   torch::Tensor param;
   UpdateRule rule;
+  RowRange rows;
+  // The updated part of a tensor shaped like the parameter (the parameter, its gradient, a checkpoint's state).
+  torch::Tensor part(const torch::Tensor& full) const { return rows.whole() ? full : full.narrow(0, rows.first, rows.count); }
 };
 
 // Muon for 2-D matrices except the embedding and lm_head; AdamW otherwise.
 UpdateRule default_rule(const std::string& name, const torch::Tensor& param);
+// The rule `options` give the parameter (optim.name, optim.adamw_pattern, then default_rule).
+UpdateRule update_rule(const std::string& name, const torch::Tensor& param, const OptimizerOptions& options);
 
 class Optimizer {
  public:
-  Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters, const OptimizerOptions& options);
+  // `rows`: for each parameter the rows to update (empty: all rows of all parameters). State is
+  // kept for those rows only and named as the whole parameter's (the slot of rows [first, ...)).
+  Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters, const OptimizerOptions& options,
+            const std::vector<RowRange>& rows = {});
 
   // One update from the parameters' .grad (an undefined grad counts as zero).
   void step(double lr);
@@ -58,8 +73,8 @@ class Optimizer {
   int64_t state_bytes() const;
 
  private:
-  void muon_update(size_t index, const torch::Tensor& grad, double lr);
-  void adamw_update(size_t index, const torch::Tensor& grad, double lr);
+  void muon_update(size_t index, torch::Tensor param, const torch::Tensor& grad, double lr);
+  void adamw_update(size_t index, torch::Tensor param, const torch::Tensor& grad, double lr);
   OptimizerOptions options_;
   std::vector<OptimizedParameter> parameters_;
   std::vector<torch::Tensor> momentum_;    // Muon: [param shape] (undefined for AdamW params)
@@ -72,11 +87,11 @@ template <typename Lookup>
 void Optimizer::load_state(Lookup&& lookup) {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    const auto& name = parameters_[i].name;
-    if (momentum_[i].defined()) momentum_[i].copy_(lookup(name + ".momentum"));
+    const auto& p = parameters_[i];
+    if (momentum_[i].defined()) momentum_[i].copy_(p.part(lookup(p.name + ".momentum")));
     if (exp_avg_[i].defined()) {
-      exp_avg_[i].copy_(lookup(name + ".exp_avg"));
-      exp_avg_sq_[i].copy_(lookup(name + ".exp_avg_sq"));
+      exp_avg_[i].copy_(p.part(lookup(p.name + ".exp_avg")));
+      exp_avg_sq_[i].copy_(p.part(lookup(p.name + ".exp_avg_sq")));
     }
   }
   steps_ = lookup("optimizer.step").template item<int64_t>();

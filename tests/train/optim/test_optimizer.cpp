@@ -106,5 +106,41 @@ TEST(Optimizer, RejectsBadOptions) {
   testing::expect_error([&] { o.validate(); }, {"optim.adamw_pattern", "not a valid regular expression"});
 }
 
+// ZeRO-1 splits AdamW parameters by rows: two optimizers holding rows [0, 3) and [3, 5) update
+// the parameter exactly as one holding all of it, keep state for their rows only, and restore
+// their rows from the whole parameter's state.
+TEST(Optimizer, RowRangesUpdateLikeTheWholeParameter) {
+  torch::manual_seed(3);
+  const auto initial = torch::randn({5, 4});
+  auto whole = initial.clone(), split = initial.clone();
+  Optimizer one({{"lm_head.weight", whole}}, OptimizerOptions{});
+  Optimizer top({{"lm_head.weight", split}}, OptimizerOptions{}, {RowRange{0, 3}});
+  Optimizer bottom({{"lm_head.weight", split}}, OptimizerOptions{}, {RowRange{3, 2}});
+  for (int step = 0; step < 3; ++step) {
+    const auto grad = torch::randn({5, 4});
+    whole.mutable_grad() = grad.clone();
+    split.mutable_grad() = grad.clone();
+    one.step(0.01);
+    top.step(0.01);
+    bottom.step(0.01);
+  }
+  EXPECT_TRUE(torch::equal(whole, split));
+  EXPECT_EQ(top.state_bytes(), 2 * 3 * 4 * 4);  // exp_avg and exp_avg_sq of 3 rows, fp32
+  const auto full_state = one.state_tensors();
+  Optimizer restored({{"lm_head.weight", split}}, OptimizerOptions{}, {RowRange{3, 2}});
+  restored.load_state([&](const std::string& name) {
+    for (const auto& [n, t] : full_state)
+      if (n == name) return t;
+    return torch::Tensor();
+  });
+  const auto bottom_state = bottom.state_tensors();
+  const auto restored_state = restored.state_tensors();
+  ASSERT_EQ(bottom_state.size(), restored_state.size());
+  for (size_t i = 0; i < bottom_state.size(); ++i)
+    EXPECT_TRUE(torch::equal(bottom_state[i].second, restored_state[i].second)) << bottom_state[i].first;
+  testing::expect_error([&] { Optimizer({{"model.layers.0.o_proj.weight", torch::zeros({4, 4})}}, OptimizerOptions{}, {RowRange{0, 2}}); },
+                        {"only element-wise rules update a row range"});
+}
+
 }  // namespace
 }  // namespace k2f::train
