@@ -294,11 +294,18 @@ void DistributedContext::check_on_all_ranks(const std::function<void()>& body) {
   }
 }
 
-std::string DistributedContext::agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait) {
+std::string DistributedContext::agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait,
+                                                 const std::function<void()>& release_groups) {
   std::string message = "rank " + std::to_string(env.rank) + ": " + local_message;
-  if (env.world_size == 1 || !store) return local_message;
+  const auto release = [&] {
+    if (release_groups) release_groups();
+    world.reset();  // the last reference once the trainer is gone: closes this rank's connections
+  };
+  if (env.world_size == 1 || !store) {
+    release();
+    return local_message;
+  }
   const std::string arrived_key = "k2f/failure/arrived", message_key = "k2f/failure/message";
-  world.reset();  // the last reference once the trainer is gone: closes this rank's connections
   try {
     store->setTimeout(wait);
     if (store->add(arrived_key, 1) == 1) {
@@ -307,12 +314,14 @@ std::string DistributedContext::agree_on_failure(const std::string& local_messag
       const auto first = store->get(message_key);
       message.assign(first.begin(), first.end());
     }
+    release();
     const auto deadline = std::chrono::steady_clock::now() + wait;
     while (store->add(arrived_key, 0) < env.world_size && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   } catch (const std::exception&) {
     // The store went away with its host (rank 0 died): this rank's own message is all there is.
+    release();
   }
   return message;
 }

@@ -86,10 +86,13 @@ class DistributedContext {
   // A rank that failed mid-run (anywhere but check_on_all_ranks) calls this with its message, as
   // does every rank whose collective then broke. The first caller's message is published in the
   // store and returned to every caller ("rank R: ..."), so all ranks exit with the same reason.
-  // The world group is released first: peers blocked in a collective with this rank fail at once
-  // rather than at the collective timeout. Waits at most `wait` for the others to arrive, because
-  // rank 0 hosts the store. Without a reachable store it returns this rank's own message.
-  std::string agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait);
+  // Only after claiming does a rank call `release_groups` (dropping the trainer's process groups)
+  // and release the world group: peers blocked in a collective or a receive with this rank then
+  // fail at once rather than at the collective timeout, and arrive second. Waits at most `wait`
+  // for the others to arrive, because rank 0 hosts the store. Without a reachable store it
+  // returns this rank's own message.
+  std::string agree_on_failure(const std::string& local_message, std::chrono::milliseconds wait,
+                               const std::function<void()>& release_groups = {});
 
  private:
   int64_t agreement_round_ = 0;

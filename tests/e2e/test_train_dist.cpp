@@ -348,10 +348,13 @@ TEST_F(TrainDist, InvalidLayoutStopsEveryRank) {
 // collective. The collective timeout (600 s) is far beyond the test's limit (120 s), so only the
 // failure agreement can end the run in time; both ranks must exit 1 with the failing rank's message.
 // Rank 0 hosts the rendezvous store, so its failure is the harder case.
+// Under pipeline parallelism (tiny_moe_pp2) the waiting peer is blocked in a receive instead.
 TEST_F(TrainDist, FailureOnOneRankMidRunStopsEveryRankWithItsMessage) {
+  for (const std::string recipe : {"tiny_moe_dp2", "tiny_moe_pp2"})
   for (const int failing_rank : {1, 0}) {
-    const std::string run = "midrun" + std::to_string(failing_rank);
-    const std::string command = kBinary + " train --recipe " + kSource + "/recipes/tiny_moe_dp2.toml --set train.run_dir=" +
+    SCOPED_TRACE(recipe);
+    const std::string run = "midrun-" + recipe + std::to_string(failing_rank);
+    const std::string command = kBinary + " train --recipe " + kSource + "/recipes/" + recipe + ".toml --set train.run_dir=" +
                                 (dir() / run) + " --set data.paths=" + store() + " --set data.tokenizer=" + kSource +
                                 "/assets/tokenizer --set log.peak_tflops=1 --set parallel.timeout_s=600 --set debug.fail_at_step=3" +
                                 " --set debug.fail_rank=" + std::to_string(failing_rank);
@@ -402,21 +405,27 @@ TEST_F(TrainDist, SigtermToOneRankStopsEveryRankAfterTheSameStepWithACheckpoint)
 
 // Issue 5, acceptance 5: a rank killed with SIGKILL reports nothing; the survivor's next collective
 // breaks and it exits non-zero with a message, bounded by the configured timeout (20 s here).
+// Data parallel (the survivor in an all-reduce) and pipeline parallel (in a receive from the dead stage).
 TEST_F(TrainDist, SigkillOfOneRankMakesTheOtherExitNonZeroWithAMessage) {
-  const std::string command = kBinary + " train --recipe " + kSource + "/recipes/tiny_moe_dp2.toml --set train.run_dir=" +
-                              (dir() / "sigkill") + " --set data.paths=" + store() + " --set data.tokenizer=" + kSource +
-                              "/assets/tokenizer --set log.peak_tflops=1 --set parallel.timeout_s=20 --set train.steps=400" +
-                              " --set checkpoint.interval=1000";
-  const pid_t launcher = testing::spawn_command(kMpirun + " -np 2 " + each_rank_reports(command), dir() / "sigkill.log");
-  ASSERT_TRUE(testing::wait_for_logged_steps(dir() / "sigkill", 3));
-  const pid_t rank1 = rank_process(dir() / "sigkill", 1);
-  ASSERT_GT(rank1, 0) << "rank 1 of the run not found in /proc";
-  ::kill(rank1, SIGKILL);
-  EXPECT_EQ(testing::wait_for_exit(launcher, 120), 0) << read_text_file(dir() / "sigkill.log");
-  const std::string log = read_text_file(dir() / "sigkill.log");
-  EXPECT_NE(log.find("rank 1 exit 137"), std::string::npos) << log;
-  EXPECT_NE(log.find("rank 0 exit 1"), std::string::npos) << log;
-  EXPECT_NE(log.find("error: rank 0: "), std::string::npos) << log;
+  for (const std::string recipe : {"tiny_moe_dp2", "tiny_moe_pp2"}) {
+    SCOPED_TRACE(recipe);
+    const std::string run = "sigkill-" + recipe;
+    const std::string command = kBinary + " train --recipe " + kSource + "/recipes/" + recipe + ".toml --set train.run_dir=" +
+                                (dir() / run) + " --set data.paths=" + store() + " --set data.tokenizer=" + kSource +
+                                "/assets/tokenizer --set log.peak_tflops=1 --set parallel.timeout_s=20 --set train.steps=400" +
+                                " --set checkpoint.interval=1000";
+    const std::string log_path = dir() / (run + ".log");
+    const pid_t launcher = testing::spawn_command(kMpirun + " -np 2 " + each_rank_reports(command), log_path);
+    ASSERT_TRUE(testing::wait_for_logged_steps(dir() / run, 3));
+    const pid_t rank1 = rank_process(dir() / run, 1);
+    ASSERT_GT(rank1, 0) << "rank 1 of the run not found in /proc";
+    ::kill(rank1, SIGKILL);
+    EXPECT_EQ(testing::wait_for_exit(launcher, 120), 0) << read_text_file(log_path);
+    const std::string log = read_text_file(log_path);
+    EXPECT_NE(log.find("rank 1 exit 137"), std::string::npos) << log;
+    EXPECT_NE(log.find("rank 0 exit 1"), std::string::npos) << log;
+    EXPECT_NE(log.find("error: rank 0: "), std::string::npos) << log;
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include "base/error.h"
@@ -107,18 +108,20 @@ int run_train(const Args& args) {
   check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
   run_options.handle_stop_signals = true;  // preemption: checkpoint after the current step, exit 0
   std::vector<train::StepMetrics> history;
+  std::unique_ptr<train::Trainer> trainer;
   try {
-    train::Trainer trainer(train_options, run_options, context);
-    history = trainer.run();
+    trainer = std::make_unique<train::Trainer>(train_options, run_options, context);
+    history = trainer->run();
   } catch (const parallel::AgreedFailure&) {
     throw;
   } catch (const std::exception& e) {
     if (!context) throw;
-    // The trainer (and its process groups) is gone: peers waiting on this rank fail now, and
-    // every rank reports the first failure rather than its own broken collective.
+    // Every rank reports the first failure rather than its own broken collective: this rank
+    // claims first, then drops the trainer's process groups, so peers waiting on it fail now.
     const double timeout_s = recipe->get_float("parallel.timeout_s");
     const double wait_s = std::min(60.0, timeout_s > 0 ? timeout_s : 60.0);
-    throw Error(context->agree_on_failure(e.what(), std::chrono::milliseconds(static_cast<int64_t>(1000 * wait_s))));
+    throw Error(context->agree_on_failure(e.what(), std::chrono::milliseconds(static_cast<int64_t>(1000 * wait_s)),
+                                          [&] { trainer.reset(); }));
   }
   if (!history.empty()) {
     log::info("trained steps ", history.front().step, "..", history.back().step, ": loss ", history.front().loss,
