@@ -13,8 +13,6 @@ namespace {
 
 int64_t total(const std::vector<int64_t>& counts) { return std::accumulate(counts.begin(), counts.end(), int64_t{0}); }
 
-void wait_for(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
-
 // The autograd node: forward exchanges along (send, recv), backward along (recv, send).
 struct AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& rows_RD, Group group,

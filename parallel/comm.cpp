@@ -1,7 +1,10 @@
-// The collectives of comm.h beyond the all-to-all (all_to_all.cpp): maximum, gather, send and receive.
+// The collectives of comm.h beyond the all-to-all and the sum (all_to_all.cpp): maximum, gathers,
+// send and receive, and the clock of time spent blocked on them.
 #include "parallel/comm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -10,12 +13,24 @@
 
 namespace k2f::parallel {
 
+namespace {
+std::atomic<int64_t> blocked_nanoseconds{0};
+}
+
+void wait_for(const c10::intrusive_ptr<c10d::Work>& work) {
+  const auto start = std::chrono::steady_clock::now();
+  work->wait();
+  blocked_nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+double blocked_seconds() { return static_cast<double>(blocked_nanoseconds.load()) * 1e-9; }
+
 void all_reduce_max(const Group& group, torch::Tensor& tensor) {
   check(group.defined(), "all_reduce_max: this rank is not in the group");
   std::vector<torch::Tensor> tensors{tensor};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
-  group->allreduce(tensors, options)->wait();
+  wait_for(group->allreduce(tensors, options));
 }
 
 std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& tensor) {
@@ -23,7 +38,7 @@ std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& t
   std::vector<torch::Tensor> inputs{tensor.contiguous()};
   std::vector<std::vector<torch::Tensor>> outputs(1);
   for (int r = 0; r < group->getSize(); ++r) outputs[0].push_back(torch::empty_like(inputs[0]));
-  group->allgather(outputs, inputs)->wait();
+  wait_for(group->allgather(outputs, inputs));
   return outputs[0];
 }
 
@@ -49,7 +64,7 @@ NamedTensors gather_named_tensors(const Group& group, const NamedTensors& local)
     headers.push_back({{"name", name}, {"dtype", static_cast<int>(t.scalar_type())}, {"shape", t.sizes().vec()}});
   const auto all_headers = all_gather_strings(group, headers.dump());
   if (group->getRank() != 0) {
-    for (const auto& [name, t] : local) send_async(group, t.detach().contiguous(), 0, 0)->wait();
+    for (const auto& [name, t] : local) wait_for(send_async(group, t.detach().contiguous(), 0, 0));
     return {};
   }
   NamedTensors gathered = local;
@@ -78,7 +93,7 @@ void receive(const Group& group, torch::Tensor& tensor, int peer, int tag) {
   check(group.defined(), "receive: this rank is not in the group");
   check(tensor.is_contiguous(), "receive: the tensor must be contiguous");
   std::vector<torch::Tensor> tensors{tensor};
-  group->recv(tensors, peer, tag)->wait();
+  wait_for(group->recv(tensors, peer, tag));
 }
 
 }  // namespace k2f::parallel

@@ -27,6 +27,12 @@ using GroupBase = c10d::ProcessGroup;
 #endif
 using Group = c10::intrusive_ptr<GroupBase>;  // null: this rank is not a member
 
+// Blocks until `work` is done; the time adds to blocked_seconds().
+void wait_for(const c10::intrusive_ptr<c10d::Work>& work);
+// Seconds this process has spent blocked in parallel/'s communication so far (every wait above and
+// below), for the compute / communication split of metrics and benchmarks.
+double blocked_seconds();
+
 // Rows [R_in, ...] split over the group's ranks by `send_rows[r]`; returns the rows received,
 // `recv_rows[r]` from each rank r, in rank order. Any dtype (sent as bytes); no autograd.
 torch::Tensor all_to_all_rows(const Group& group, const torch::Tensor& input, const std::vector<int64_t>& send_rows,

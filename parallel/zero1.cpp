@@ -140,7 +140,7 @@ void reduce_gradients_for_shards(const NamedParameters& parameters, const std::v
             c10d::ReduceOptions options;
             options.rootRank = owner;
             options.reduceOp = c10d::ReduceOp::SUM;
-            group->reduce(buffers, options)->wait();
+            wait_for(group->reduce(buffers, options));
           },
           [&](int owner) { return owner == me; });
     }
@@ -170,7 +170,7 @@ void broadcast_updated_shards(const NamedParameters& parameters, const std::vect
           std::vector<torch::Tensor> buffers{flat};
           c10d::BroadcastOptions options;
           options.rootRank = holder;
-          group->broadcast(buffers, options)->wait();
+          wait_for(group->broadcast(buffers, options));
         },
         [&](int holder) { return holder != me; });
   }

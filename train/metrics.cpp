@@ -62,7 +62,8 @@ Json StepMetrics::to_json() const {
           {"seconds", seconds},
           {"time_split", {{"forward", forward_seconds}, {"backward", backward_seconds},
                           {"optimizer", optimizer_seconds}, {"data", data_seconds},
-                          {"pipeline_wait", pipeline_wait_seconds}, {"grad_sync", grad_sync_seconds}}}};
+                          {"pipeline_wait", pipeline_wait_seconds}, {"grad_sync", grad_sync_seconds},
+                          {"communication", communication_seconds}}}};
   if (!quant_error.empty()) {
     Json errors = Json::object();
     for (const auto& [layer, error] : quant_error) errors[layer] = error;

@@ -41,6 +41,9 @@ struct StepMetrics {
   double pipeline_wait_seconds = 0;
   // Gradient all-reduce over the data-parallel groups (inside optimizer_seconds).
   double grad_sync_seconds = 0;
+  // Blocked on any communication during the step (expert all-to-all inside forward and backward,
+  // pipeline receives, gradient sync, ZeRO-1 broadcasts, metric reductions); 0 in one process.
+  double communication_seconds = 0;
   Json to_json() const;
 };
 

@@ -56,10 +56,12 @@ StepPasses PipelineExecutor::run(const std::vector<data::TokenBatch>& micro_batc
       backward(pass, out);
     }
   }
-  const auto start = SteadyClock::now();
-  for (auto& work : sends_) work->wait();  // the last sends of the step reach their stage
-  sends_.clear();
-  out.receive_seconds += seconds_since(start);
+  if (!sends_.empty()) {
+    const auto start = SteadyClock::now();
+    for (auto& work : sends_) parallel::wait_for(work);  // the last sends of the step reach their stage
+    sends_.clear();
+    out.receive_seconds += seconds_since(start);
+  }
   check(in_flight_.empty(), "pipeline executor: ", in_flight_.size(), " micro-batches still in flight after the step");
   return out;
 }

@@ -210,6 +210,7 @@ void Trainer::save_checkpoint() {
 
 StepMetrics Trainer::train_step(int64_t step) {
   const auto step_start = Clock::now();
+  const double blocked_at_start = parallel::blocked_seconds();
   StepMetrics m;
   m.step = step + 1;
   m.lr = learning_rate(options_.schedule, options_.lr, step, options_.steps);
@@ -273,6 +274,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   tokens_seen_ += step_tokens;
   m.tokens_seen = tokens_seen_;
   m.seconds = seconds_since(step_start);
+  m.communication_seconds = parallel::blocked_seconds() - blocked_at_start;
   m.tokens_per_s = static_cast<double>(step_tokens) / m.seconds;
   m.model_flops_per_s = m.tokens_per_s * flops_per_token_;
   m.mfu = m.model_flops_per_s / peak_flops_;

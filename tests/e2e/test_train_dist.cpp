@@ -319,6 +319,28 @@ size_t count(const std::string& text, const std::string& fragment) {
   return n;
 }
 
+// Acceptance 6: `bench train` under mpirun runs the recipe's layout and prints one report (rank
+// 0's) whose per-rank split of the step (compute, communication, pipeline wait, data) adds up.
+TEST_F(TrainDist, BenchTrainUnderMpirunSplitsEachRanksStep) {
+  for (const std::string recipe : {"tiny_moe_dp2", "tiny_moe_pp2"}) {
+    const auto r = run_command("timeout 600 " + kMpirun + " -np 2 " + kBinary + " bench train --recipe " + kSource +
+                               "/recipes/" + recipe + ".toml --steps 2 --json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_EQ(count(r.output, "\"benchmark\":\"train\""), 1u) << r.output;
+    const auto start = r.output.find("{\"");
+    const auto report = Json::parse(r.output.substr(start, r.output.find('\n', start) - start));
+    EXPECT_EQ(report["world_size"].get<int>(), 2);
+    ASSERT_EQ(report["time_split_per_rank"].size(), 2u) << r.output;
+    for (const auto& rank : report["time_split_per_rank"]) {
+      const double total = rank["compute"].get<double>() + rank["communication"].get<double>() +
+                           rank["pipeline_wait"].get<double>() + rank["data"].get<double>();
+      EXPECT_NEAR(total, 1.0, 1e-9) << rank.dump();
+      if (recipe == "tiny_moe_dp2") EXPECT_EQ(rank["pipeline_wait"].get<double>(), 0.0);
+    }
+    if (recipe == "tiny_moe_pp2") EXPECT_NEAR(report["ideal_bubble_share"].get<double>(), 1.0 / 5.0, 1e-12);  // (pp-1)/(M+pp-1), M 4
+  }
+}
+
 TEST_F(TrainDist, ConfigErrorOnOneRankStopsEveryRank) {
   // Only rank 1 sees micro_batch_size 0: its recipe fails to load, the others' loads fine.
   const std::string command =

@@ -76,7 +76,8 @@ int run_bench(const Args& args) {
     train::TrainBenchOptions train_options;
     train_options.steps = parsed["steps"].as<int64_t>();
     check(train_options.steps > 0, "--steps (", train_options.steps, ") must be positive");
-    std::cout << train::bench_train(recipe, train_options).dump(parsed.count("json") ? -1 : 2) << std::endl;
+    const auto report = train::bench_train(recipe, train_options);
+    if (!report.is_null()) std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
     return 0;
   }
   train::ModelBenchOptions bench_options;
