@@ -52,6 +52,8 @@ int run_export(const Args& args) {
       "format", "hf-bf16, hf-fp32 or hf-int4 (compressed-tensors pack-quantized)", cxxopts::value<std::string>()->default_value("hf-bf16"))(
       "group-size", "hf-int4: group size (default: the QAT run's, else 32)", cxxopts::value<int64_t>())(
       "grid", "hf-int4: k2 or minmax (default: the QAT run's, else k2)", cxxopts::value<std::string>())(
+      "ignore", "hf-int4: linears kept bf16, comma-separated paths or re: patterns (default: the QAT run's, else "
+      "K2 Thinking's list)", cxxopts::value<std::vector<std::string>>())(
       "max-shard-size", "largest shard in MB", cxxopts::value<int64_t>()->default_value("4096"));
   bool help = false;
   const auto parsed = parse_args(options, args, help);
@@ -61,8 +63,8 @@ int run_export(const Args& args) {
   const std::string format = parsed["format"].as<std::string>();
   check(format == "hf-bf16" || format == "hf-fp32" || format == "hf-int4", "--format \"", format,
         "\": expected hf-bf16, hf-fp32 or hf-int4");
-  check(format == "hf-int4" || (!parsed.count("group-size") && !parsed.count("grid")),
-        "--group-size and --grid apply to --format hf-int4 only");
+  check(format == "hf-int4" || (!parsed.count("group-size") && !parsed.count("grid") && !parsed.count("ignore")),
+        "--group-size, --grid and --ignore apply to --format hf-int4 only");
   const int64_t shard_mb = parsed["max-shard-size"].as<int64_t>();
   check(shard_mb > 0, "--max-shard-size (", shard_mb, ") must be positive");
   const uint64_t max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
@@ -80,6 +82,12 @@ int run_export(const Args& args) {
   quant::Int4ExportOptions int4;
   const quant::QatOptions settings = source.int4.value_or(quant::QatOptions{});
   int4.scheme.modules = settings.targets;
+  if (parsed.count("ignore")) {
+    int4.scheme.modules.ignore = parsed["ignore"].as<std::vector<std::string>>();
+    if (source.int4 && int4.scheme.modules.ignore != settings.targets.ignore) {
+      log::info("exporting with another --ignore list than the QAT run's: the export will not match the QAT model exactly");
+    }
+  }
   int4.scheme.group_size = parsed.count("group-size") ? parsed["group-size"].as<int64_t>() : settings.quant.group_size;
   check(int4.scheme.group_size > 0, "--group-size (", int4.scheme.group_size, ") must be positive");
   int4.grid = parsed.count("grid") ? quant::parse_grid(parsed["grid"].as<std::string>()) : settings.quant.grid;
