@@ -109,11 +109,26 @@ std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<s
   cache.set_row_starts(starts_B);
   auto logits_BV = lm->forward_cached(prompt_BP.to(device), cache, options.attention).select(1, P - 1);
 
+  check(options.row_seeds.empty() || static_cast<int64_t>(options.row_seeds.size()) == B, "generate: ",
+        options.row_seeds.size(), " row seeds for ", B, " prompts");
   auto generator = make_generator(options.seed);
+  std::vector<at::Generator> row_generators;
+  for (const uint64_t seed : options.row_seeds) row_generators.push_back(make_generator(seed));
+  const auto sample = [&](const torch::Tensor& logits) {
+    if (row_generators.empty()) return sample_tokens(logits, options.sampling, generator);
+    std::vector<torch::Tensor> tokens, model_lp, sampling_lp;
+    for (int64_t b = 0; b < B; ++b) {
+      const auto row = sample_tokens(logits.narrow(0, b, 1), options.sampling, row_generators[static_cast<size_t>(b)]);
+      tokens.push_back(row.tokens_B);
+      model_lp.push_back(row.model_logprobs_B);
+      sampling_lp.push_back(row.sampling_logprobs_B);
+    }
+    return SampledTokens{torch::cat(tokens), torch::cat(model_lp), torch::cat(sampling_lp)};
+  };
   std::vector<GeneratedSequence> out(static_cast<size_t>(B));
   std::vector<bool> finished(static_cast<size_t>(B), false);
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const auto sampled = sample_tokens(logits_BV, options.sampling, generator);
+    const auto sampled = sample(logits_BV);
     const auto tokens = sampled.tokens_B.contiguous();
     const auto model_lp = sampled.model_logprobs_B.to(torch::kFloat64).contiguous();
     const auto sampling_lp = sampled.sampling_logprobs_B.to(torch::kFloat64).contiguous();

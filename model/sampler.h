@@ -48,6 +48,10 @@ struct GenerationOptions {
   int64_t max_new_tokens = 256;
   std::vector<int64_t> stop_token_ids;  // a row ends after emitting one of these (it is kept)
   uint64_t seed = 0;
+  // One seed per prompt: row b draws from its own generator, so its tokens do not depend on which
+  // other rows share the batch (data-parallel RL splits a step's rollouts over ranks and still
+  // samples what one process would). Empty: one generator from `seed` for the whole batch.
+  std::vector<uint64_t> row_seeds;
   LatentAttention attention = LatentAttention::kAbsorbed;
   void validate() const;
 };
@@ -67,7 +71,8 @@ using StepCallback = std::function<void(const std::vector<int64_t>& tokens_B)>;
 
 // Prefills all prompts at once (rows of different lengths left-padded in the cache), then decodes
 // one token per step for every row until each has stopped or produced max_new_tokens. Rows are
-// sampled together, so the same seed reproduces a run for the same prompts in the same order.
+// sampled together, so the same seed reproduces a run for the same prompts in the same order
+// (with row_seeds, the same row seed reproduces that row in any batch).
 std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<std::vector<int64_t>>& prompts,
                                         const GenerationOptions& options, const StepCallback& on_step = {});
 

@@ -113,6 +113,11 @@ std::vector<std::string> ParallelRuntime::gather_over_stages(const std::string& 
   return parallel::all_gather_strings(groups_.pp, text);
 }
 
+std::vector<std::string> ParallelRuntime::gather_over_dp(const std::string& text) const {
+  if (!context_) return {text};
+  return parallel::all_gather_strings(groups_.dp, text);
+}
+
 void ParallelRuntime::sync_gradients(const NamedTensorList& parameters) const {
   if (!context_) return;
   if (layout_.zero1) {

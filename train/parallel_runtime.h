@@ -65,6 +65,8 @@ class ParallelRuntime {
   double max_over_stages(double value) const;
   // Every stage's `text`, in stage order (just `text` without pipeline parallelism).
   std::vector<std::string> gather_over_stages(const std::string& text) const;
+  // Every dp rank's `text`, in dp order (just `text` in one process).
+  std::vector<std::string> gather_over_dp(const std::string& text) const;
   // Gradients summed over dp (dense) and over the expert-data-parallel group (routed experts).
   void sync_gradients(const NamedTensorList& parameters) const;
   // The L2 norm of all gradients of the whole model: dense ones are replicated after the sync,

@@ -184,6 +184,28 @@ TEST(Generate, SameSeedSameOutputAndBothFormsAgree) {
   EXPECT_TRUE(any_different);
 }
 
+// With row seeds a row's tokens depend only on its prompt and seed: the batch of three gives each
+// row what it gets alone (data-parallel RL splits batches and must sample the same). The tiny
+// model's logits come out alike for a row alone and in the batch (checked here), so any
+// difference would be the sampling's.
+TEST(Generate, RowSeedsMakeEachRowIndependentOfItsBatch) {
+  auto lm = tiny_model(16);
+  GenerationOptions options;
+  options.max_new_tokens = 10;
+  options.row_seeds = {11, 22, 33};
+  const auto together = generate(lm, kPrompts, options);
+  for (size_t r = 0; r < kPrompts.size(); ++r) {
+    GenerationOptions alone = options;
+    alone.row_seeds = {options.row_seeds[r]};
+    const auto single = generate(lm, {kPrompts[r]}, alone);
+    EXPECT_EQ(single[0].tokens, together[r].tokens) << "row " << r;
+    for (size_t t = 0; t < single[0].model_logprobs.size(); ++t)
+      EXPECT_NEAR(single[0].model_logprobs[t], together[r].model_logprobs[t], 1e-5) << "row " << r << " token " << t;
+  }
+  options.row_seeds = {11, 22};
+  testing::expect_error([&] { generate(lm, kPrompts, options); }, {"2 row seeds for 3 prompts"});
+}
+
 // A row ends right after its first stop token; the others go on; generation ends when all have.
 TEST(Generate, StopTokensEndARow) {
   auto lm = tiny_model(15);

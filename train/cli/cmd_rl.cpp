@@ -1,11 +1,17 @@
 // `k2forge rl`: RL fine-tuning of a thinking, tool-calling model from a recipe ([rl] section;
 // train/rl/rl_trainer.h). Prints held-out accuracy before and after RL; --eval-only prints the
 // held-out accuracy of train.init_from (or --model) without training, for any model. A run
-// directory with an RL checkpoint resumes (--stop-after N stops with one after N steps).
+// directory with an RL checkpoint resumes (--stop-after N stops with one after N steps). Under
+// mpirun the ranks split every step's rollouts and sum their gradients (data parallel).
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "base/error.h"
+#include "parallel/bootstrap.h"
 #include "train/cli/command.h"
+#include "train/parallel_runtime.h"
 #include "train/rl/rl_trainer.h"
 
 namespace k2f::cli {
@@ -43,8 +49,22 @@ int run_rl(const Args& args) {
     std::cout << report.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
     return 0;
   }
-  train::rl::RlTrainer trainer(std::move(rl_options), run_options);
-  const auto result = trainer.run();
+  // Under a launcher (mpirun, torchrun, Slurm) the ranks split each step's rollouts (data parallel).
+  const auto context = train::join_launched_ranks(rl_options.train.collective_timeout_s);
+  std::unique_ptr<train::rl::RlTrainer> trainer;
+  train::rl::RlRunResult result;
+  try {
+    trainer = std::make_unique<train::rl::RlTrainer>(std::move(rl_options), run_options, context);
+    result = trainer->run();
+  } catch (const parallel::AgreedFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!context) throw;
+    const double timeout_s = recipe.get_float("parallel.timeout_s");
+    throw Error(context->agree_on_failure(e.what(), std::chrono::milliseconds(static_cast<int64_t>(1000 * std::min(60.0, timeout_s))),
+                                          [&] { trainer.reset(); }));
+  }
+  if (context && context->rank() != 0) return 0;
   Json summary = {{"heldout_before", result.before.to_json()}, {"steps", result.steps.size()}};
   if (!result.stopped_early) summary["heldout_after"] = result.after.to_json();
   std::cout << summary.dump() << std::endl;

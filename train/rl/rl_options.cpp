@@ -14,6 +14,9 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.task_seed", KeyType::Int, 0, "seed of the training problem stream"},
       {"rl.prompts_per_step", KeyType::Int, 8, "prompts per RL step"},
       {"rl.samples_per_prompt", KeyType::Int, 4, "samples per prompt (the group for baselines and advantages)"},
+      {"rl.rollout_batch_prompts", KeyType::Int, 0,
+       "prompt groups per generation batch (0: all of a rank's prompts at once); fixes the batches' shapes, so a "
+       "data-parallel run samples exactly what one process does"},
       {"rl.updates_per_batch", KeyType::Int, 1, "optimizer steps on each batch of rollouts"},
       {"rl.micro_batch_size", KeyType::Int, 16, "episodes per forward/backward"},
       {"rl.objective", KeyType::String, "pmd_mean", "pmd_mean (K2) or grpo (clipped surrogate)"},
@@ -67,6 +70,7 @@ void RlOptions::validate() const {
   check(environment == "jsonl" || (prompts.empty() && eval_prompts.empty()), "rl.prompts and rl.eval_prompts are ",
         "read only with rl.environment = \"jsonl\" (it is \"", environment, "\")");
   check(prompts_per_step > 0, "rl.prompts_per_step (", prompts_per_step, ") must be positive");
+  check(rollout_batch_prompts >= 0, "rl.rollout_batch_prompts (", rollout_batch_prompts, ") must be >= 0");
   check(samples_per_prompt > 1, "rl.samples_per_prompt (", samples_per_prompt,
         ") must be at least 2 (baselines and advantages compare samples of one prompt)");
   check(updates_per_batch > 0, "rl.updates_per_batch (", updates_per_batch, ") must be positive");
@@ -103,6 +107,7 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.task_seed = static_cast<uint64_t>(r.get_int("rl.task_seed"));
   o.prompts_per_step = r.get_int("rl.prompts_per_step");
   o.samples_per_prompt = r.get_int("rl.samples_per_prompt");
+  o.rollout_batch_prompts = r.get_int("rl.rollout_batch_prompts");
   o.updates_per_batch = r.get_int("rl.updates_per_batch");
   o.micro_batch_size = r.get_int("rl.micro_batch_size");
   o.objective = parse_objective(r.get_string("rl.objective"), "rl.objective");

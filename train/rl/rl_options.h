@@ -29,6 +29,7 @@ struct RlOptions {
   uint64_t task_seed = 0;         // problem stream (train split)
   int64_t prompts_per_step = 8;
   int64_t samples_per_prompt = 4; // the group of each prompt
+  int64_t rollout_batch_prompts = 0;  // prompt groups per generation batch; 0: all of a rank's
   int64_t updates_per_batch = 1;
   int64_t micro_batch_size = 16;
   Objective objective = Objective::pmd_mean;

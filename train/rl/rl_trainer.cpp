@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include <torch/nn/utils/clip_grad.h>
 
@@ -86,6 +88,46 @@ Json RlStepMetrics::to_json() const {
   return json;
 }
 
+// The judged facts of every episode of a step that its metrics need, from every rank.
+struct RlTrainer::StepOutcomes {
+  struct Facts {
+    double correct = 0, format_ok = 0, truncated = 0, response_tokens = 0, tool_calls = 0;
+  };
+  std::vector<Facts> episodes;  // in the step's episode order
+  ToolStats tools;              // merged over every episode
+};
+
+RlTrainer::StepOutcomes RlTrainer::gather_outcomes(const std::vector<Episode>& episodes,
+                                                   const std::vector<EpisodeOutcome>& outcomes, int64_t first,
+                                                   int64_t total) const {
+  constexpr int64_t kFacts = 5;
+  std::vector<double> slots(static_cast<size_t>(total * kFacts), 0.0);  // this rank fills its episodes' slots
+  ToolStats mine;
+  for (size_t i = 0; i < episodes.size(); ++i) {
+    double* facts = slots.data() + (first + static_cast<int64_t>(i)) * kFacts;
+    facts[0] = outcomes[i].correct;
+    facts[1] = outcomes[i].format_ok;
+    facts[2] = outcomes[i].truncated;
+    facts[3] = static_cast<double>(episodes[i].response_tokens);
+    facts[4] = static_cast<double>(episodes[i].num_tool_calls);
+    mine.merge(episodes[i].tool_stats);
+  }
+  slots = parallel_->sum_over_dp(slots);
+  StepOutcomes all;
+  for (int64_t e = 0; e < total; ++e) {
+    const double* f = slots.data() + e * kFacts;
+    all.episodes.push_back({f[0], f[1], f[2], f[3], f[4]});
+  }
+  for (const auto& text : parallel_->gather_over_dp(Json{{"calls", mine.calls}, {"events", mine.events}}.dump())) {
+    const auto stats = Json::parse(text);
+    ToolStats rank_stats;
+    rank_stats.calls = stats.at("calls").get<int64_t>();
+    rank_stats.events = stats.at("events").get<std::map<std::string, int64_t>>();
+    all.tools.merge(rank_stats);
+  }
+  return all;
+}
+
 // One step's episodes as padded tensors. Legend: N episodes, L tokens, T = L-1 target positions.
 struct RlTrainer::Batch {
   torch::Tensor tokens_NL;          // int64, right-padded with 0
@@ -95,18 +137,43 @@ struct RlTrainer::Batch {
   int64_t total_episodes = 0;       // the loss is a mean over all of the step's episodes
 };
 
-RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
-    : options_(std::move(options)), run_options_(run_options), tokenizer_(data::Tokenizer::load(options_.tokenizer)) {
-  options_.validate();
-  chat_ = std::make_unique<data::ChatTemplate>(tokenizer_);
+RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options, std::shared_ptr<parallel::DistributedContext> context)
+    : options_(std::move(options)), run_options_(run_options) {
+  const int64_t W = context ? context->world_size() : 1;
+  const auto validate = [&] {
+    options_.validate();
+    check(options_.prompts_per_step >= W, "rl.prompts_per_step (", options_.prompts_per_step, ") must be at least the ",
+          "number of ranks (", W, "): each rank rolls out whole prompt groups");
+    check(options_.ptx_coef == 0 || options_.ptx_batch_size % W == 0, "rl.ptx_batch_size (", options_.ptx_batch_size,
+          ") must be a multiple of the number of ranks (", W, ")");
+  };
+  if (context) {
+    context->check_on_all_ranks(validate);
+  } else {
+    validate();
+  }
+  parallel::ParallelLayout layout;
+  layout.dp = W;
+  parallel_ = std::make_unique<ParallelRuntime>(std::move(context), layout);
+  parallel_->create_groups();
+  parallel_->on_all_ranks([this] { set_up(); });
+  if (parallel_->is_main()) {
+    fs::create_directories(options_.train.run_dir);
+    write_text_file_atomic((fs::path(options_.train.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
+  }
+}
+
+void RlTrainer::set_up() {
+  tokenizer_ = std::make_unique<data::Tokenizer>(data::Tokenizer::load(options_.tokenizer));
+  chat_ = std::make_unique<data::ChatTemplate>(*tokenizer_);
   tools_ = std::make_unique<ToolRunner>(options_.tool_limits);
   tools_->add(std::make_shared<CalculatorTool>());
-  engine_ = std::make_unique<RolloutEngine>(tokenizer_, *chat_, *tools_);
+  engine_ = std::make_unique<RolloutEngine>(*tokenizer_, *chat_, *tools_);
   env_ = make_environment(options_, *chat_);
 
   torch::manual_seed(options_.train.seed);
   model_ = load_policy(options_.train.init_from, options_.train.dtype);
-  check(tokenizer_.vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_.vocab_size(),
+  check(tokenizer_->vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_->vocab_size(),
         " tokens, more than the model's vocab_size ", model_->model->config.vocab_size);
   if (options_.kl_coef > 0 || options_.log_kl) {
     reference_ = load_policy(options_.train.init_from, options_.train.dtype);
@@ -129,17 +196,17 @@ RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options)
     l.seq_len = options_.ptx_seq_len;
     l.global_batch_size = options_.ptx_batch_size;
     l.seed = options_.train.seed;
+    l.dp_rank = parallel_->coord().dp_rank;
+    l.dp_size = parallel_->layout().dp;
     l.mask_document_boundaries = true;
     l.prefetch_batches = 0;
     l.expected_vocab_size = model_->model->config.vocab_size;
-    l.expected_tokenizer_hash = tokenizer_.hash();
+    l.expected_tokenizer_hash = tokenizer_->hash();
     ptx_loader_ = std::make_unique<data::TokenLoader>(l);
   }
   tasks_ = env_->train_tasks(options_.train.steps * options_.prompts_per_step);
   if (const auto latest = CheckpointManager(options_.train.run_dir, options_.train.checkpoint_keep).load_latest())
     resume(*latest);
-  fs::create_directories(options_.train.run_dir);
-  write_text_file_atomic((fs::path(options_.train.run_dir) / "recipe.resolved.toml").string(), options_.recipe_toml);
 }
 
 RlTrainer::~RlTrainer() = default;
@@ -152,7 +219,7 @@ EvalReport RlTrainer::evaluate() {
   eval.rollout.max_response_tokens = options_.max_response_tokens;
   eval.rollout.max_tool_calls = options_.max_tool_calls;
   eval.rollout.seed = options_.eval_seed;
-  eval.tokenizer = &tokenizer_;
+  eval.tokenizer = tokenizer_.get();
   eval.num_samples = 16;
   auto sampler = sampling_model();
   return evaluate_heldout(sampler, *engine_, *env_, eval);
@@ -165,18 +232,24 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
   m.temperature = options_.temperature(step);
   m.lr = learning_rate(options_.train.schedule, options_.train.lr, step, options_.train.steps);
   const int64_t P = options_.prompts_per_step, K = options_.samples_per_prompt;
+  // This rank's prompts [first_prompt, end_prompt) of the step; one process takes all of them.
+  const int64_t W = parallel_->world_size(), rank = parallel_->rank();
+  const int64_t first_prompt = P * rank / W, end_prompt = P * (rank + 1) / W;
 
   // Rollouts.
   std::vector<std::vector<int64_t>> prompts;
   std::vector<const RlTask*> tasks;
-  for (int64_t p = 0; p < P; ++p) {
+  RolloutOptions rollout;
+  for (int64_t p = first_prompt; p < end_prompt; ++p) {
     const RlTask& task = tasks_[static_cast<size_t>(step * P + p)];
     for (int64_t k = 0; k < K; ++k) {
       prompts.push_back(task.prompt);
       tasks.push_back(&task);
+      // Each episode's own seed, from the step and its index in the step: any split samples the same.
+      rollout.row_seeds.push_back((options_.train.seed * 7919ull + static_cast<uint64_t>(step)) * 65537ull +
+                                  static_cast<uint64_t>(p * K + k));
     }
   }
-  RolloutOptions rollout;
   rollout.sampling.temperature = m.temperature;
   rollout.sampling.top_p = options_.top_p;
   rollout.sampling.top_k = options_.top_k;
@@ -184,26 +257,44 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
   rollout.max_tool_calls = options_.max_tool_calls;
   rollout.seed = options_.train.seed * 7919ull + static_cast<uint64_t>(step);
   model_->eval();
-  const auto episodes = engine_->run(model_policy(sampling_model()), prompts, rollout);
+  // In batches of rl.rollout_batch_prompts groups (all at once by default).
+  const auto policy = model_policy(sampling_model());
+  const size_t batch_rows = options_.rollout_batch_prompts > 0 ? static_cast<size_t>(options_.rollout_batch_prompts * K)
+                                                                : std::max<size_t>(prompts.size(), 1);
+  std::vector<Episode> episodes;
+  for (size_t first = 0; first < prompts.size(); first += batch_rows) {
+    const size_t end = std::min(prompts.size(), first + batch_rows);
+    RolloutOptions part = rollout;
+    part.row_seeds.assign(rollout.row_seeds.begin() + static_cast<int64_t>(first), rollout.row_seeds.begin() + static_cast<int64_t>(end));
+    const std::vector<std::vector<int64_t>> batch(prompts.begin() + static_cast<int64_t>(first), prompts.begin() + static_cast<int64_t>(end));
+    for (auto& episode : engine_->run(policy, batch, part)) episodes.push_back(std::move(episode));
+  }
   model_->train();
   m.rollout_seconds = seconds_since(start);
 
   // Rewards and metrics.
   std::vector<EpisodeOutcome> outcomes;
   for (size_t i = 0; i < episodes.size(); ++i) outcomes.push_back(env_->judge(episodes[i], *tasks[i]));
-  const auto rewards = compute_rewards(outcomes, K, options_.rewards);
-  m.reward_mean = mean(rewards);
-  for (double r : rewards) m.reward_std += (r - m.reward_mean) * (r - m.reward_mean);
-  m.reward_std = std::sqrt(m.reward_std / static_cast<double>(rewards.size()));
-  for (size_t i = 0; i < episodes.size(); ++i) {
-    m.accuracy += outcomes[i].correct;
-    m.format_rate += outcomes[i].format_ok;
-    m.truncation_rate += outcomes[i].truncated;
-    m.response_length += static_cast<double>(episodes[i].response_tokens);
-    m.tool_calls_per_episode += static_cast<double>(episodes[i].num_tool_calls);
-    m.tools.merge(episodes[i].tool_stats);
+  const auto rewards = compute_rewards(outcomes, K, options_.rewards);  // per group: every group is on one rank
+  const auto all = gather_outcomes(episodes, outcomes, first_prompt * K, P * K);
+  std::vector<double> all_rewards(all.episodes.size(), 0.0);
+  {
+    std::vector<double> mine(all.episodes.size(), 0.0);
+    std::copy(rewards.begin(), rewards.end(), mine.begin() + first_prompt * K);
+    all_rewards = parallel_->sum_over_dp(mine);
   }
-  const double N = static_cast<double>(episodes.size());
+  m.reward_mean = mean(all_rewards);
+  for (double r : all_rewards) m.reward_std += (r - m.reward_mean) * (r - m.reward_mean);
+  m.reward_std = std::sqrt(m.reward_std / static_cast<double>(all_rewards.size()));
+  for (const auto& e : all.episodes) {
+    m.accuracy += e.correct;
+    m.format_rate += e.format_ok;
+    m.truncation_rate += e.truncated;
+    m.response_length += e.response_tokens;
+    m.tool_calls_per_episode += e.tool_calls;
+  }
+  m.tools = all.tools;
+  const double N = static_cast<double>(all.episodes.size());
   for (double* v : {&m.accuracy, &m.format_rate, &m.truncation_rate, &m.response_length, &m.tool_calls_per_episode})
     *v /= N;
 
@@ -219,18 +310,18 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
     for (size_t i = g; i < g + static_cast<size_t>(K); ++i)
       if (!(flat && skip_flat_groups)) kept.push_back(i);
   }
-  m.trained_episodes = static_cast<int64_t>(kept.size());
-  if (kept.empty()) {
+  m.trained_episodes = static_cast<int64_t>(parallel_->sum_over_dp({static_cast<double>(kept.size())})[0]);
+  if (m.trained_episodes == 0) {  // on every rank: no group anywhere carries a learning signal
     m.seconds = seconds_since(start);
     return m;
   }
   std::vector<double> kept_rewards;
   for (const size_t i : kept) kept_rewards.push_back(rewards[i]);
-  size_t longest = 0;
+  size_t longest = 2;  // a rank whose groups are all flat trains on no rows, but takes part in the sums
   for (const size_t i : kept) longest = std::max(longest, episodes[i].tokens.size());
   const int64_t L = static_cast<int64_t>(longest);
   Batch batch;
-  batch.total_episodes = static_cast<int64_t>(episodes.size());
+  batch.total_episodes = P * K;  // the loss is a mean over the whole step's episodes, on every rank
   batch.tokens_NL = torch::zeros({static_cast<int64_t>(kept.size()), L}, torch::kInt64);
   batch.mask_NT = torch::zeros({static_cast<int64_t>(kept.size()), L - 1}, torch::kFloat32);
   batch.sampler_logp_NT = torch::zeros_like(batch.mask_NT);
@@ -298,28 +389,36 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
       loss += micro_loss.item<double>();
     }
     if (ptx_loader_) {
-      const auto ptx = ptx_loader_->next(options_.ptx_batch_size);
+      const auto ptx = ptx_loader_->next(options_.ptx_batch_size / parallel_->layout().dp);  // this rank's share
       const int64_t S = options_.ptx_seq_len;
       model::ForwardInputs inputs{ptx.tokens_BT.narrow(1, 0, S), ptx.positions_BT.narrow(1, 0, S),
                                   ptx.segment_ids_BT.defined() ? ptx.segment_ids_BT.narrow(1, 0, S) : torch::Tensor()};
       const auto targets_mask = ptx.loss_mask_BT.narrow(1, 1, S);
-      const auto nll = masked_nll_sum(model_->forward(inputs), ptx.tokens_BT.narrow(1, 1, S), targets_mask) /
-                       targets_mask.sum().clamp_min(1.0);
-      (options_.ptx_coef * nll).backward();
-      m.ptx_loss = nll.item<double>();
+      // A mean over the targets of every rank's share of the PTX batch.
+      const double targets = std::max(1.0, parallel_->sum_over_dp({targets_mask.sum().item<double>()})[0]);
+      const auto nll_sum = masked_nll_sum(model_->forward(inputs), ptx.tokens_BT.narrow(1, 1, S), targets_mask);
+      (options_.ptx_coef * nll_sum / targets).backward();
+      m.ptx_loss = parallel_->sum_over_dp({nll_sum.item<double>()})[0] / targets;
     }
+    // Every rank's episodes in one gradient: summed over the replicas, which then step alike.
+    parallel_->sync_gradients(named_parameters_);
     std::vector<torch::Tensor> params;
     for (const auto& [name, p] : named_parameters_) params.push_back(p);
     const double max_norm = options_.train.grad_clip > 0 ? options_.train.grad_clip : 1e30;
     const double norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
     if (update == 0) m.grad_norm = norm;
     optimizer_->step(m.lr);
+    for (auto& layer : model_->model->decoder_layers)
+      if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
     apply_qk_clip(model_->model, options_.train.optimizer.qk_clip_tau);
     if (update == 0) loss_sum = loss;
   }
-  m.kl = kl_sum / static_cast<double>(N);  // over the trained episodes
-  m.logprob_mismatch = mismatch;
-  return loss_sum;
+  const auto sums = parallel_->sum_over_dp({loss_sum, kl_sum});
+  auto largest_mismatch = torch::tensor({mismatch}, torch::kFloat64);
+  parallel_->max_over_dp(largest_mismatch);
+  m.kl = sums[1] / static_cast<double>(m.trained_episodes);  // over the trained episodes
+  m.logprob_mismatch = largest_mismatch.item<double>();
+  return sums[0];
 }
 
 model::KimiForCausalLM RlTrainer::sampling_model() {
@@ -380,11 +479,17 @@ RlRunResult RlTrainer::run() {
   RlRunResult result;
   const fs::path run_dir(options_.train.run_dir);
   const std::string jsonl_path = (run_dir / "metrics.jsonl").string();
-  keep_metrics_through_step(jsonl_path, start_step_);
-  std::ofstream jsonl(jsonl_path, std::ios::app);
-  TensorBoardWriter tensorboard((run_dir / "tensorboard").string());
+  // Rank 0 writes metrics, checkpoints and eval.json; every rank computes the same figures.
+  const bool main = parallel_->is_main();
+  std::ofstream jsonl;
+  std::optional<TensorBoardWriter> tensorboard;
+  if (main) {
+    keep_metrics_through_step(jsonl_path, start_step_);
+    jsonl.open(jsonl_path, std::ios::app);
+    tensorboard.emplace((run_dir / "tensorboard").string());
+  }
   const auto console = [&](const std::string& line) {
-    if (!run_options_.quiet_console) std::cerr << line << std::endl;
+    if (main && !run_options_.quiet_console) std::cerr << line << std::endl;
   };
   result.before = resumed_before_ ? *resumed_before_ : evaluate();
   console("rl: held-out accuracy before RL " + std::to_string(result.before.accuracy) + " (" +
@@ -394,11 +499,13 @@ RlRunResult RlTrainer::run() {
   for (int64_t step = start_step_; step < options_.train.steps; ++step) {
     auto m = train_step(step);
     const Json json = m.to_json();
-    jsonl << json.dump() << "\n" << std::flush;
-    std::vector<std::pair<std::string, double>> scalars;
-    for (const auto& [key, value] : json.items())
-      if (value.is_number() && key != "step") scalars.emplace_back("rl/" + key, value.get<double>());
-    tensorboard.add_scalars(m.step, scalars);
+    if (main) {
+      jsonl << json.dump() << "\n" << std::flush;
+      std::vector<std::pair<std::string, double>> scalars;
+      for (const auto& [key, value] : json.items())
+        if (value.is_number() && key != "step") scalars.emplace_back("rl/" + key, value.get<double>());
+      tensorboard->add_scalars(m.step, scalars);
+    }
     char line[320];
     std::snprintf(line, sizeof line,
                   "rl step %ld/%ld reward %.3f+-%.3f acc %.3f len %.1f tools %.2f trunc %.2f kl %.4f loss %.4f "
@@ -410,7 +517,7 @@ RlRunResult RlTrainer::run() {
     const bool due = options_.train.checkpoint_interval > 0 && m.step % options_.train.checkpoint_interval == 0;
     const bool stopping = run_options_.stop_after_steps > 0 && m.step - start_step_ == run_options_.stop_after_steps &&
                           m.step < options_.train.steps;
-    if (due || stopping || m.step == options_.train.steps) save_checkpoint(m.step, result.before);
+    if ((due || stopping || m.step == options_.train.steps) && main) save_checkpoint(m.step, result.before);
     result.steps.push_back(std::move(m));
     if (stopping) {
       result.stopped_early = true;
@@ -423,7 +530,7 @@ RlRunResult RlTrainer::run() {
           std::to_string(result.before.accuracy) + ")");
   const Json eval = {{"before", result.before.to_json()}, {"after", result.after.to_json()},
                      {"samples_before", result.before.samples}, {"samples_after", result.after.samples}};
-  write_text_file_atomic((run_dir / "eval.json").string(), eval.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  if (main) write_text_file_atomic((run_dir / "eval.json").string(), eval.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   return result;
 }
 

@@ -7,6 +7,10 @@
 // policy and PTX loss, with the optimizer, clipping and schedule of `k2forge train`. Held-out
 // accuracy is measured before the first and after the last step (eval.json). Metrics go to
 // metrics.jsonl, TensorBoard and the console like the trainer's.
+// Under mpirun the policy is replicated over data-parallel ranks: each rank rolls out and judges
+// a contiguous share of the step's prompts (each episode seeded by its index in the step, so the
+// episodes are those one process samples), the loss stays a mean over all of the step's episodes,
+// gradients are summed over ranks and metrics gathered, so the run equals one process.
 #pragma once
 
 #include <memory>
@@ -21,6 +25,7 @@
 #include "quant/qat.h"
 #include "train/checkpoint.h"
 #include "train/optim/optimizer.h"
+#include "train/parallel_runtime.h"
 #include "train/rl/environment.h"
 #include "train/rl/evaluation.h"
 #include "train/rl/rl_options.h"
@@ -55,7 +60,9 @@ struct RlRunOptions {
 
 class RlTrainer {
  public:
-  explicit RlTrainer(RlOptions options, RlRunOptions run_options = {});
+  // `context`: the joined ranks of a data-parallel run (join_launched_ranks); null: one process.
+  explicit RlTrainer(RlOptions options, RlRunOptions run_options = {},
+                     std::shared_ptr<parallel::DistributedContext> context = nullptr);
   ~RlTrainer();
 
   // Held-out eval, steps, eval; checkpoints and metrics in train.run_dir. A run directory holding
@@ -76,10 +83,16 @@ class RlTrainer {
   // targets are packed to INT4 from the current masters (W4A16), as K2 rolls out from INT4.
   model::KimiForCausalLM sampling_model();
   void resume(const LoadedCheckpoint& checkpoint);
+  void set_up();
+  // The step's episode outcomes of every rank, in episode order, from this rank's (at `first`).
+  struct StepOutcomes;
+  StepOutcomes gather_outcomes(const std::vector<Episode>& episodes, const std::vector<EpisodeOutcome>& outcomes,
+                               int64_t first, int64_t total) const;
 
   RlOptions options_;
   RlRunOptions run_options_;
-  data::Tokenizer tokenizer_;
+  std::unique_ptr<ParallelRuntime> parallel_;
+  std::unique_ptr<data::Tokenizer> tokenizer_;  // loaded in set_up, where a failure on one rank stops all
   std::unique_ptr<data::ChatTemplate> chat_;
   std::unique_ptr<ToolRunner> tools_;
   std::unique_ptr<RolloutEngine> engine_;

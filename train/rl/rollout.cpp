@@ -88,6 +88,8 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
 std::vector<Episode> RolloutEngine::run(const Policy& policy, const std::vector<std::vector<int64_t>>& prompts,
                                         const RolloutOptions& options) const {
   options.validate();
+  check(options.row_seeds.empty() || options.row_seeds.size() == prompts.size(), "rollout: ", options.row_seeds.size(),
+        " row seeds for ", prompts.size(), " prompts");
   std::vector<Episode> episodes(prompts.size());
   std::vector<size_t> active;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -109,6 +111,8 @@ std::vector<Episode> RolloutEngine::run(const Policy& policy, const std::vector<
     generation.max_new_tokens = longest_budget;
     generation.stop_token_ids = stop_ids_;
     generation.seed = options.seed * 1000003ull + static_cast<uint64_t>(round);
+    for (const size_t i : active)
+      if (!options.row_seeds.empty()) generation.row_seeds.push_back(options.row_seeds[i] * 1000003ull + static_cast<uint64_t>(round));
     const auto generated = policy(contexts, generation);
     check(generated.size() == active.size(), "rollout: the policy returned ", generated.size(), " rows for ",
           active.size(), " contexts");

@@ -26,6 +26,9 @@ struct RolloutOptions {
   int64_t max_response_tokens = 128;  // sampled tokens per episode, all turns together (the budget)
   int64_t max_tool_calls = 2;         // calls per episode; later calls get an over_limit message
   uint64_t seed = 0;
+  // One per prompt (optional): episode i samples from its own generator, seeded from row_seeds[i]
+  // and the round, whatever else shares its batch (model::GenerationOptions::row_seeds).
+  std::vector<uint64_t> row_seeds;
   void validate(const std::string& prefix = "rl") const;
 };
 
