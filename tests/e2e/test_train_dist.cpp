@@ -265,9 +265,9 @@ TEST_F(TrainDist, PipelineDataExpertFourRanksEqualsOneProcessAndReshards) {
   expect_same_continuation(dir().str(), to_ep2, "pp2dp2ep2");
 }
 
-// Issue 7: `k2forge rl` under mpirun splits each step's prompt groups over the ranks (each episode
-// seeded by its index in the step, generation batches of one group, so both runs sample the same
-// episodes from the same weights) and sums their gradients. Step 1 starts from equal weights and
+// Issue 7: `k2forge rl` under mpirun splits each step's prompt groups and the held-out batches over
+// the ranks (each episode seeded by its index in the step, generation batches of one group, so
+// both runs sample the same episodes from the same weights) and sums their gradients. Step 1 starts from equal weights and
 // must agree to rounding; later steps start from weights that differ by the rounding of another
 // summation order, which a near-uniform random policy can turn into other sampled tokens, so they
 // are only checked loosely (the PTX loss of the same sequences).
@@ -282,7 +282,7 @@ TEST_F(TrainDist, RlRolloutsSplitOverTwoRanksTrainAsOneProcess) {
                          " --set rl.prompts_per_step=4 --set rl.samples_per_prompt=2 --set rl.max_response_tokens=12" +
                          " --set rl.eval_problems=4 --set rl.max_tool_calls=1 --set rl.kl_coef=0.1 --set rl.ptx_coef=1" +
                          " --set rl.ptx_data=" + store() + " --set rl.ptx_seq_len=32 --set optim.lr=0.01" +
-                         " --set rl.rollout_batch_prompts=1 --set train.run_dir=";
+                         " --set rl.rollout_batch_prompts=1 --set rl.eval_batch_size=2 --set train.run_dir=";
   r = run_command("OMP_NUM_THREADS=1 " + rl + (dir() / "rl-one"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run_command("timeout 600 " + kMpirun + " -np 2 " + rl + (dir() / "rl-two"));
@@ -302,6 +302,11 @@ TEST_F(TrainDist, RlRolloutsSplitOverTwoRanksTrainAsOneProcess) {
     EXPECT_LE(std::abs(a - b), 1e-6 * std::max(1.0, std::abs(a))) << "step 1 " << key << ": " << a << " vs " << b;
   }
   EXPECT_GT(one[0]["grad_norm"].get<double>(), 0.0);  // the step trains (PTX and KL terms)
+  // The held-out evaluation before RL (two batches of 2 problems, one per rank) equals one process's.
+  const auto eval_one = read_json_file(dir() / "rl-one/eval.json"), eval_two = read_json_file(dir() / "rl-two/eval.json");
+  for (const char* key : {"accuracy", "format_rate", "truncation_rate", "tool_calls_per_episode", "response_tokens"})
+    EXPECT_NEAR(eval_one["before"][key].get<double>(), eval_two["before"][key].get<double>(), 1e-12) << key;
+  EXPECT_EQ(eval_one["samples_before"], eval_two["samples_before"]);
   for (size_t step = 1; step < 3; ++step) {
     const double a = one[step]["ptx_loss"].get<double>(), b = two[step]["ptx_loss"].get<double>();
     EXPECT_LT(std::abs(a - b) / a, 1e-3) << "step " << step + 1;

@@ -34,7 +34,9 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
   const bool was_training = lm->is_training();
   lm->eval();
   const Policy policy = model_policy(lm);
-  for (size_t begin = 0; begin < problems.size(); begin += static_cast<size_t>(options.batch_size)) {
+  size_t batch_index = 0;
+  for (size_t begin = 0; begin < problems.size(); begin += static_cast<size_t>(options.batch_size), ++batch_index) {
+    if (static_cast<int64_t>(batch_index % static_cast<size_t>(options.num_shards)) != options.shard) continue;
     const size_t end = std::min(problems.size(), begin + static_cast<size_t>(options.batch_size));
     std::vector<std::vector<int64_t>> prompts;
     for (size_t i = begin; i < end; ++i) prompts.push_back(problems[i].prompt);
@@ -51,7 +53,8 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
       report.response_tokens += static_cast<double>(e.response_tokens);
       if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
         const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
-        report.samples.push_back({{"question", problems[i].question},
+        report.samples.push_back({{"problem", i},
+                                  {"question", problems[i].question},
                                   {"answer", problems[i].answer},
                                   {"response", options.tokenizer->decode(response)},
                                   {"correct", o.correct}});
@@ -64,6 +67,24 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
     *v /= n;
   if (was_training) lm->train();
   return report;
+}
+
+EvalReport combine_eval_shards(const std::vector<EvalReport>& shards) {
+  EvalReport whole;
+  std::vector<Json> samples;
+  for (const auto& shard : shards) {
+    whole.problems = shard.problems;
+    whole.accuracy += shard.accuracy;
+    whole.format_rate += shard.format_rate;
+    whole.truncation_rate += shard.truncation_rate;
+    whole.tool_calls_per_episode += shard.tool_calls_per_episode;
+    whole.response_tokens += shard.response_tokens;
+    for (const auto& sample : shard.samples) samples.push_back(sample);
+  }
+  std::stable_sort(samples.begin(), samples.end(),
+                   [](const Json& a, const Json& b) { return a.at("problem").get<int64_t>() < b.at("problem").get<int64_t>(); });
+  for (auto& sample : samples) whole.samples.push_back(std::move(sample));
+  return whole;
 }
 
 }  // namespace k2f::train::rl

@@ -20,6 +20,10 @@ struct EvalOptions {
   RolloutOptions rollout;      // sampling (temperature 0: greedy), budget, tool calls, seed
   const data::Tokenizer* tokenizer = nullptr;  // set with num_samples > 0 to keep decoded episodes
   int64_t num_samples = 0;     // the first episodes, decoded, in EvalReport::samples
+  // Data-parallel evaluation: this process runs batches shard, shard + num_shards, ...; each
+  // batch keeps its own seed, so the shards' reports add up to the whole (combine_eval_shards).
+  int64_t shard = 0;
+  int64_t num_shards = 1;
 };
 
 struct EvalReport {
@@ -34,7 +38,13 @@ struct EvalReport {
   static EvalReport from_json(const Json& json, Json samples = Json::array());  // to_json's fields
 };
 
+// Means over all `options.problems` problems; a shard's report holds its batches' share of each
+// mean (its sums divided by the total count), so summing the shards' fields gives the means.
 EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& engine, const RlEnvironment& env,
                             const EvalOptions& options);
+
+// The whole evaluation from every shard's report (in shard order): fields summed, samples merged
+// in problem order.
+EvalReport combine_eval_shards(const std::vector<EvalReport>& shards);
 
 }  // namespace k2f::train::rl

@@ -221,8 +221,19 @@ EvalReport RlTrainer::evaluate() {
   eval.rollout.seed = options_.eval_seed;
   eval.tokenizer = tokenizer_.get();
   eval.num_samples = 16;
+  eval.shard = parallel_->coord().dp_rank;  // the ranks share the held-out batches
+  eval.num_shards = parallel_->layout().dp;
   auto sampler = sampling_model();
-  return evaluate_heldout(sampler, *engine_, *env_, eval);
+  const auto mine = evaluate_heldout(sampler, *engine_, *env_, eval);
+  if (eval.num_shards == 1) return mine;
+  const Json shard = {{"report", mine.to_json()},
+                      {"samples", Json::parse(mine.samples.dump(-1, ' ', false, Json::error_handler_t::replace))}};
+  std::vector<EvalReport> shards;
+  for (const auto& text : parallel_->gather_over_dp(shard.dump(-1, ' ', false, Json::error_handler_t::replace))) {
+    const auto parsed = Json::parse(text);
+    shards.push_back(EvalReport::from_json(parsed.at("report"), parsed.at("samples")));
+  }
+  return combine_eval_shards(shards);
 }
 
 RlStepMetrics RlTrainer::train_step(int64_t step) {
