@@ -16,6 +16,10 @@ group=${K2F_QAT_GROUP_SIZE:-32}  # INT4 group size of the experiment (coarser gr
 # Linears kept bf16 (comma-separated; default K2 Thinking's: only routed experts are INT4).
 # K2F_QAT_IGNORE=lm_head quantises every other linear: attention, dense and shared MLPs too.
 ignore=${K2F_QAT_IGNORE:-}
+# train.seed of the QAT and control fine-tuning runs (their data order); default: the recipe's.
+seed=${K2F_QAT_SEED:-}
+seed_args=()
+if [ -n "$seed" ]; then seed_args=(--set "train.seed=$seed"); fi
 ignore_train=()
 ignore_export=()
 if [ -n "$ignore" ]; then
@@ -46,7 +50,7 @@ rounded=$(nll "$out/rounded-int4")
 
 for qat in true false; do
   "$k2forge" train --recipe recipes/tiny_qat_int4.toml --set "train.run_dir=$out/run-qat-$qat" \
-    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" --set "quant.group_size=$group" \
+    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" --set "quant.group_size=$group" "${seed_args[@]}" \
     "${ignore_train[@]}" >/dev/null 2>&1
   "$k2forge" export --checkpoint "$out/run-qat-$qat/$(cat "$out/run-qat-$qat/latest")" --out "$out/int4-qat-$qat" --format hf-int4 \
     --group-size "$group" "${ignore_export[@]}"
@@ -57,7 +61,7 @@ control_int4=$(nll "$out/int4-qat-false")
 qat_checkpoint=$(nll "$out/run-qat-true/$(cat "$out/run-qat-true/latest")")
 control_checkpoint=$(nll "$out/run-qat-false/$(cat "$out/run-qat-false/latest")")
 
-/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" "$group" "$ignore" "$control_checkpoint" <<'PY'
+/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" "$group" "$ignore" "$control_checkpoint" "$seed" <<'PY'
 import json, sys
 bf16, rounded, qat, qat_deq, control, qat_ckpt = map(float, sys.argv[1:7])
 control_fp32 = float(sys.argv[9])
@@ -67,6 +71,7 @@ gap = rounded - bf16
 control_gap = control - control_fp32
 print(json.dumps({
     "group_size": int(sys.argv[7]),
+    "seed": sys.argv[10] or "recipes/tiny_qat_int4.toml's",
     "ignore": sys.argv[8] or "K2 Thinking's list (routed experts INT4)",
     "heldout_nll": {"bf16": bf16, "int4_rounded_no_qat": rounded, "int4_after_qat": qat,
                     "int4_after_qat_dequantized": qat_deq, "qat_checkpoint_fake_quant": qat_ckpt,
