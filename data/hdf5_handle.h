@@ -1,13 +1,30 @@
 // Small RAII layer over the HDF5 C API: one owning handle type, HDF5's own error printing
 // silenced (it is per thread in a thread-safe build, so every entry point calls
-// quiet_hdf5_errors()), and failures turned into k2f::Error naming the file and the object.
+// quiet_hdf5_errors()), failures turned into k2f::Error naming the file and the object, and one
+// lock around libhdf5.
 #pragma once
 
 #include <hdf5.h>
 
+#include <mutex>
 #include <string>
 
 namespace k2f::data {
+
+// Debian's libhdf5 is the serial build, not safe to call from two threads at once, and a loader's
+// prefetch thread reads while the main thread may open or write another store. Every sequence of
+// libhdf5 calls holds this lock (recursive: helpers nest). It is also held across fork() (through
+// pthread_atfork), so a child process never starts with libhdf5 caught mid-call by another thread:
+// the token store's probe child once hung that way.
+class Hdf5Lock {
+ public:
+  Hdf5Lock();
+  Hdf5Lock(const Hdf5Lock&) = delete;
+  Hdf5Lock& operator=(const Hdf5Lock&) = delete;
+
+ private:
+  std::lock_guard<std::recursive_mutex> guard_;
+};
 
 class H5Handle {
  public:

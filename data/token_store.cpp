@@ -1,14 +1,52 @@
 #include "data/token_store.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/isolated_call.h"
 
 namespace k2f::data {
 
-TokenStore::TokenStore(const std::string& path) : path_(path) {
-  quiet_hdf5_errors();
+TokenStore::TokenStore(const std::string& path, double probe_timeout_seconds) : path_(path) {
   check(std::filesystem::exists(path), path, ": token store not found");
+  probe_in_child(path, probe_timeout_seconds);
+  open();
+}
+
+TokenStore::TokenStore(const std::string& path, WithoutProbe) : path_(path) { open(); }
+
+void TokenStore::probe_in_child(const std::string& path, double timeout_seconds) {
+  constexpr int64_t kProbeTokens = 1 << 16;
+  const IsolatedOutcome outcome = run_isolated([&] {
+    const TokenStore store(path, WithoutProbe{});
+    const int64_t count = std::min(store.num_tokens(), kProbeTokens);
+    for (const int64_t start : {int64_t{0}, store.num_tokens() - count}) {
+      store.read_tokens(start, count);
+      if (store.has_loss_mask()) {
+        std::vector<uint8_t> mask(static_cast<size_t>(count));
+        store.read_loss_mask(start, count, mask.data());
+      }
+    }
+  }, timeout_seconds);
+  switch (outcome.kind) {
+    case IsolatedOutcome::Kind::kCompleted:
+      return;
+    case IsolatedOutcome::Kind::kFailed:
+      throw Error(outcome.message);
+    case IsolatedOutcome::Kind::kCrashed:
+      fail(path, ": libhdf5 crashed (", outcome.description, ") reading this file in a probe process: the HDF5 ",
+           "structure is corrupt (expected a token store from `k2forge data build`; rebuild it)");
+    case IsolatedOutcome::Kind::kTimedOut:
+      fail(path, ": libhdf5 was still reading this file's metadata after ", timeout_seconds, " s (a corrupt HDF5 ",
+           "file can make libhdf5 1.10 loop forever); expected a token store from `k2forge data build` (rebuild it)");
+  }
+}
+
+void TokenStore::open() {
+  const Hdf5Lock lock;
+  const std::string& path = path_;
+  quiet_hdf5_errors();
   check(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (corrupt or truncated? expected a token store from ",
         "k2forge data build)");
   file_ = h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path,
@@ -115,6 +153,7 @@ void TokenStore::read_doc_offsets() {
 
 void TokenStore::read_range(const H5Handle& dataset, hid_t memory_type, const char* name, int64_t start, int64_t count,
                             void* out) const {
+  const Hdf5Lock lock;
   quiet_hdf5_errors();
   const H5Handle file_space = h5_check(H5Dget_space(dataset.get()), path_, "cannot get a dataspace");
   const hsize_t offset[1] = {static_cast<hsize_t>(start)}, length[1] = {static_cast<hsize_t>(count)};

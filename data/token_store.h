@@ -5,6 +5,10 @@
 //   attributes on "/": format_version (1), vocab_size, tokenizer_hash ("sha256:...")
 // Opening validates all of it (types, lengths, offsets) so a bad file fails before any batch;
 // token ranges are read with hyperslabs, which decompress only the chunks they touch.
+// libhdf5 1.10 can crash or loop on corrupt files inside its own code, so a store is first opened
+// and read (metadata, offsets, its first and last tokens) in a child process (base/isolated_call.h):
+// a crash or hang there becomes an error naming the file, and only a store the child read
+// without harm is opened in-process.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +20,12 @@
 namespace k2f::data {
 
 constexpr int64_t kTokenStoreFormatVersion = 1;
+// How long the child may take to read a store's metadata before the file is declared corrupt.
+constexpr double kStoreProbeTimeoutSeconds = 300.0;
 
 class TokenStore {
  public:
-  explicit TokenStore(const std::string& path);
+  explicit TokenStore(const std::string& path, double probe_timeout_seconds = kStoreProbeTimeoutSeconds);
 
   const std::string& path() const { return path_; }
   int64_t num_tokens() const { return num_tokens_; }
@@ -35,6 +41,10 @@ class TokenStore {
   std::vector<int32_t> read_tokens(int64_t start, int64_t count) const;
 
  private:
+  struct WithoutProbe {};
+  TokenStore(const std::string& path, WithoutProbe);
+  static void probe_in_child(const std::string& path, double timeout_seconds);
+  void open();
   H5Handle open_dataset(const std::string& name, bool required) const;
   void check_integer_dataset(const H5Handle& dataset, const std::string& name, size_t bytes, bool is_signed,
                              int64_t* length) const;

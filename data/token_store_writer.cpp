@@ -17,6 +17,7 @@ void TokenStoreWriterOptions::validate() const {
 TokenStoreWriter::TokenStoreWriter(const std::string& path, TokenStoreWriterOptions options)
     : path_(path), options_(std::move(options)) {
   options_.validate();
+  const Hdf5Lock lock;
   quiet_hdf5_errors();
   file_ = h5_check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), path,
                    "cannot create the HDF5 file (exists already, or the directory is missing or read-only)");
@@ -97,6 +98,7 @@ void TokenStoreWriter::append(const H5Handle& dataset, hid_t type, const void* d
 }
 
 void TokenStoreWriter::flush() {
+  const Hdf5Lock lock;
   const auto count = static_cast<int64_t>(token_buffer_.size());
   append(tokens_, H5T_NATIVE_INT32, token_buffer_.data(), count, flushed_tokens_);
   if (options_.with_loss_mask) append(loss_mask_, H5T_NATIVE_UINT8, mask_buffer_.data(), count, flushed_tokens_);
@@ -111,6 +113,7 @@ void TokenStoreWriter::flush() {
 
 void TokenStoreWriter::finish() {
   check(!finished_, path_, ": finish called twice");
+  const Hdf5Lock lock;
   flush();
   finished_ = true;
   tokens_.reset();

@@ -218,7 +218,10 @@ DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& opt
   ctx.timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0));
   check(!env.multi_host() || env.master_addr_set, "MASTER_ADDR must be set: the ", env.world_size,
         " ranks span several hosts (", env.local_size, " on this one), so 127.0.0.1 cannot be rank 0's address");
-  if (options.configure_threads) configure_intra_op_threads(env.local_size);
+  if (options.configure_threads) {
+    configure_tensor_allocator();
+    configure_intra_op_threads(env.local_size);
+  }
 #if K2F_WITH_NCCL
   if (ctx.backend == "nccl") c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % c10::cuda::device_count()));
 #endif

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libtorch-dev libgloo-dev libopenblas0-pthread
+  libtorch-dev libgloo-dev libopenblas0-pthread libopenblas0-openmp
   libhdf5-dev hdf5-tools
   libcxxopts-dev nlohmann-json3-dev libtomlplusplus-dev libpcre2-dev
   openmpi-bin libopenmpi-dev

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   }
   const k2f::cli::Args args(argv + 1, argv + argc);
   try {
+    k2f::configure_tensor_allocator();
     k2f::configure_intra_op_threads();
     return it->second.run(args);
   } catch (const k2f::Error& e) {
