@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
 
 #include "base/error.h"
 #include "base/isolated_call.h"
 
 namespace k2f::data {
 
-TokenStore::TokenStore(const std::string& path, double probe_timeout_seconds) : path_(path) {
+TokenStore::TokenStore(const std::string& path, double probe_timeout_seconds, StoreProbe probe) : path_(path) {
   check(std::filesystem::exists(path), path, ": token store not found");
-  probe_in_child(path, probe_timeout_seconds);
+  if (probe == StoreProbe::kChildProcess) probe_in_child(path, probe_timeout_seconds);
   open();
 }
 
@@ -34,12 +35,19 @@ void TokenStore::probe_in_child(const std::string& path, double timeout_seconds)
       return;
     case IsolatedOutcome::Kind::kFailed:
       throw Error(outcome.message);
-    case IsolatedOutcome::Kind::kCrashed:
-      fail(path, ": libhdf5 crashed (", outcome.description, ") reading this file in a probe process: the HDF5 ",
-           "structure is corrupt (expected a token store from `k2forge data build`; rebuild it)");
-    case IsolatedOutcome::Kind::kTimedOut:
-      fail(path, ": libhdf5 was still reading this file's metadata after ", timeout_seconds, " s (a corrupt HDF5 ",
-           "file can make libhdf5 1.10 loop forever); expected a token store from `k2forge data build` (rebuild it)");
+    case IsolatedOutcome::Kind::kCrashed: {
+      std::ostringstream message;
+      message << path << ": libhdf5 crashed (" << outcome.description << ") reading this file in a probe process: "
+              << "the HDF5 structure is corrupt (expected a token store from `k2forge data build`; rebuild it)";
+      throw Hdf5FaultInProbe(message.str());
+    }
+    case IsolatedOutcome::Kind::kTimedOut: {
+      std::ostringstream message;
+      message << path << ": libhdf5 was still reading this file's metadata after " << timeout_seconds
+              << " s (a corrupt HDF5 file can make libhdf5 1.10 loop forever); expected a token store from "
+              << "`k2forge data build` (rebuild it)";
+      throw Hdf5FaultInProbe(message.str());
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "data/hdf5_handle.h"
 
 namespace k2f::data {
@@ -23,9 +24,21 @@ constexpr int64_t kTokenStoreFormatVersion = 1;
 // How long the child may take to read a store's metadata before the file is declared corrupt.
 constexpr double kStoreProbeTimeoutSeconds = 300.0;
 
+// Thrown when libhdf5 itself crashed or hung in the probe child: the file is corrupt in a way
+// libhdf5 cannot even report.
+class Hdf5FaultInProbe : public Error {
+ public:
+  using Error::Error;
+};
+
+// kNone opens in-process only: for debugging libhdf5 under gdb, and for a fuzz harness that
+// replays, in-process, inputs the probe showed to be harmless (the child's coverage is invisible).
+enum class StoreProbe { kChildProcess, kNone };
+
 class TokenStore {
  public:
-  explicit TokenStore(const std::string& path, double probe_timeout_seconds = kStoreProbeTimeoutSeconds);
+  explicit TokenStore(const std::string& path, double probe_timeout_seconds = kStoreProbeTimeoutSeconds,
+                      StoreProbe probe = StoreProbe::kChildProcess);
 
   const std::string& path() const { return path_; }
   int64_t num_tokens() const { return num_tokens_; }

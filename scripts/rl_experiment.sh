@@ -19,12 +19,12 @@ if [ ! -f runs/data/think_sft.h5 ]; then
 fi
 if [ ! -f "$out/sft/latest" ]; then
   rm -rf "$out/sft"
-  /usr/bin/time -f "sft: %e s wall, %U s user CPU" "$k2forge" train --recipe recipes/tiny_think_sft.toml \
+  /usr/bin/time -f "sft: %e s wall, %U s user + %S s system CPU" "$k2forge" train --recipe recipes/tiny_think_sft.toml \
     --set "train.init_from=$pretrain" --set "train.run_dir=$out/sft" 2>&1 | tail -n 3
 fi
 for seed in "${seeds[@]}"; do
   rm -rf "$out/rl-seed$seed"
-  /usr/bin/time -f "rl seed $seed: %e s wall, %U s user CPU" "$k2forge" rl --recipe recipes/tiny_think_rl.toml --quiet \
+  /usr/bin/time -f "rl seed $seed: %e s wall, %U s user + %S s system CPU" "$k2forge" rl --recipe recipes/tiny_think_rl.toml --quiet \
     --set "train.init_from=$out/sft" --set "train.run_dir=$out/rl-seed$seed" --set "train.seed=$seed" >/dev/null
   /usr/bin/python3 -c "import json,sys; e=json.load(open(sys.argv[1])); b,a=e['before']['accuracy'],e['after']['accuracy']; print('seed %s: held-out accuracy after SFT %.3f, after RL %.3f (%+.1f points)' % (sys.argv[2], b, a, 100*(a-b)))" "$out/rl-seed$seed/eval.json" "$seed"
 done
