@@ -42,7 +42,8 @@ run_target() {
   local target=$1
   local corpus=$build_dir/corpus/$target crashes=$build_dir/crashes/$target log=$build_dir/fuzz-$target.log
   local contained=$build_dir/contained/$target
-  rm -rf "$contained"
+  # Each run reports its own findings: an earlier run's artifacts are triaged into fuzz/regressions/.
+  rm -rf "$contained" "$crashes"
   mkdir -p "$corpus" "$crashes" "$contained"
   # libhdf5 allocates whatever size corrupt metadata names; a request that cannot be met fails
   # (allocator_may_return_null) and must surface as an HDF5 error, so only that target lifts
@@ -60,7 +61,8 @@ run_target() {
   corpus_size=$(find "$corpus" -type f | wc -l)
   artifacts=$(find "$crashes" -type f | wc -l)
   local contained_faults
-  contained_faults=$(find "$contained" -type f -name 'report*' | wc -l)
+  # Sanitizer reports of probe children (allocation-failure warnings there are not faults).
+  contained_faults=$(grep -l -E "ERROR: |runtime error" "$contained"/report* 2>/dev/null | wc -l)
   echo "{\"target\": \"$target\", \"seconds\": $seconds, \"executions\": $executions, \"coverage\": ${coverage:-0}, \"features\": ${features:-0}, \"corpus\": $corpus_size, \"contained\": $contained_faults, \"exit\": $status, \"crashes\": $artifacts}" \
     > "$build_dir/fuzz-$target.json"
 }

@@ -139,6 +139,15 @@ TEST(TokenStore, FuzzFoundCorruptFilesAreErrorsNamingTheFile) {
   EXPECT_GT(inputs, 0u) << regressions;
 }
 
+// A valid store of two documents, [1, 2] and [3, 4, 5]; returns its spec for variations.
+RawStore write_two_documents(const std::filesystem::path& path) {
+  RawStore store;
+  store.tokens = {1, 2, 3, 4, 5};
+  store.doc_offsets = {0, 2, 5};
+  testing::write_raw_store(path, store);
+  return store;
+}
+
 // libhdf5 1.10 can crash or hang on a corrupt file inside its own code (under ASan,
 // fuzz/regressions/token_store/libhdf5_heap_overflow_in_H5O_msg_iterate.h5 overflows a heap buffer
 // in H5Aexists; a release build reads past the buffer and reports a garbage format_version). The
@@ -146,10 +155,7 @@ TEST(TokenStore, FuzzFoundCorruptFilesAreErrorsNamingTheFile) {
 // store, so both outcomes are shown in every build.
 TEST(TokenStore, ProbeThatCrashesOrHangsIsAnErrorNamingTheFile) {
   ScratchDir dir("store-probe");
-  RawStore ok;
-  ok.tokens = {1, 2, 3, 4, 5};
-  ok.doc_offsets = {0, 2, 5};
-  testing::write_raw_store(dir / "ok.h5", ok);
+  write_two_documents(dir / "ok.h5");
   set_isolated_child_hook([] { ::kill(::getpid(), SIGKILL); });
   expect_error([&] { TokenStore store(dir / "ok.h5"); }, {"ok.h5", "libhdf5 crashed", "k2forge data build"});
   set_isolated_child_hook([] {
@@ -162,10 +168,7 @@ TEST(TokenStore, ProbeThatCrashesOrHangsIsAnErrorNamingTheFile) {
 
 TEST(TokenStore, StructuralDefectsAreNamed) {
   ScratchDir dir("store-defects");
-  RawStore ok;
-  ok.tokens = {1, 2, 3, 4, 5};
-  ok.doc_offsets = {0, 2, 5};
-  testing::write_raw_store(dir / "ok.h5", ok);
+  const RawStore ok = write_two_documents(dir / "ok.h5");
   EXPECT_EQ(TokenStore(dir / "ok.h5").num_documents(), 2);
 
   auto expect_defect = [&](const std::string& name, RawStore spec, std::initializer_list<std::string> fragments) {
