@@ -1,6 +1,7 @@
 // Fork, run, report through a pipe, wait with a deadline (see isolated_call.h for why).
 #include "base/isolated_call.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -83,8 +84,9 @@ int wait_for_child(pid_t pid) {
 void set_isolated_child_hook(IsolatedChildHook hook) { child_hook = hook; }
 
 IsolatedOutcome run_isolated(const std::function<void()>& body, double timeout_seconds) {
+  // Close-on-exec: a process another thread spawns meanwhile must not hold the write end open.
   int fds[2];
-  check(::pipe(fds) == 0, "isolated call: cannot create a pipe: ", std::strerror(errno));
+  check(::pipe2(fds, O_CLOEXEC) == 0, "isolated call: cannot create a pipe: ", std::strerror(errno));
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int error = errno;
