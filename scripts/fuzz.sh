@@ -62,7 +62,7 @@ run_target() {
   artifacts=$(find "$crashes" -type f | wc -l)
   local contained_faults
   # Sanitizer reports of probe children (allocation-failure warnings there are not faults).
-  contained_faults=$(grep -l -E "ERROR: |runtime error" "$contained"/report* 2>/dev/null | wc -l)
+  contained_faults=$({ grep -l -E "ERROR: |runtime error" "$contained"/report* 2>/dev/null || true; } | wc -l)
   echo "{\"target\": \"$target\", \"seconds\": $seconds, \"executions\": $executions, \"coverage\": ${coverage:-0}, \"features\": ${features:-0}, \"corpus\": $corpus_size, \"contained\": $contained_faults, \"exit\": $status, \"crashes\": $artifacts}" \
     > "$build_dir/fuzz-$target.json"
 }
