@@ -25,6 +25,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x_BTD) {
   last_expert_load_E = torch::bincount(routing.expert_idx_NK.reshape({-1}), {}, num_routed_experts_).detach();
   auto y_ND = dispatcher_->dispatch_and_combine(x_ND, routing, experts);
   if (shared_experts) y_ND = y_ND + shared_experts->forward(x_ND);
+  if (keep_expert_idx) last_expert_idx_NK = routing.expert_idx_NK;
   if (keep_routing) last_routing = std::move(routing);
   return y_ND.view(x_BTD.sizes());
 }

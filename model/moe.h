@@ -55,6 +55,10 @@ class MoEImpl : public torch::nn::Module {
   // The last forward's routing (scores for the sequence-wise aux loss), kept only when asked.
   bool keep_routing = false;
   Routing last_routing;
+  // The last forward's chosen experts alone (int64 [N, K]), kept only when asked (routing replay
+  // records them during generation, where keeping the [N, E] scores of every layer would not fit).
+  bool keep_expert_idx = false;
+  torch::Tensor last_expert_idx_NK;
 
  private:
   std::shared_ptr<ExpertDispatcher> dispatcher_;

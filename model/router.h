@@ -32,6 +32,13 @@ struct Routing {
 // logits_NE fp32; correction_bias_E fp32 (used only when topk_method is noaux_tc).
 Routing route(const torch::Tensor& logits_NE, const torch::Tensor& correction_bias_E, const RoutingOptions& options);
 
+// Routing to experts chosen beforehand (routing replay, model/routing_replay.h): token n goes to
+// chosen_NK[n] (any integer dtype) with the weights route() gives those experts (the scores there,
+// normalised and scaled), so gradients still reach the router weights. A row holding a negative id
+// chooses freely, as route() would. Throws when a row is not [N, K] or names an expert outside [0, E).
+Routing route_to_chosen(const torch::Tensor& logits_NE, const torch::Tensor& correction_bias_E,
+                        const torch::Tensor& chosen_NK, const RoutingOptions& options);
+
 class RouterImpl : public torch::nn::Module {
  public:
   RouterImpl(const ModelConfig& config);
@@ -42,6 +49,9 @@ class RouterImpl : public torch::nn::Module {
   // Logits and scores in fp64 (weights and scores handed on in the usual dtype): for comparing
   // parallel layouts, where fp32 rounding differences could flip a near-tie in the top-k.
   bool route_in_fp64 = false;
+  // When defined: forward routes to these experts (route_to_chosen) until it is reset; set from
+  // outside the model by model/routing_replay.h.
+  torch::Tensor chosen_experts_NK;
 };
 TORCH_MODULE(Router);
 

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "base/error.h"
+#include "model/routing_replay.h"
 
 namespace k2f::model {
 namespace {
@@ -75,6 +77,30 @@ void GenerationOptions::validate() const {
   check(max_new_tokens > 0, "max_new_tokens (", max_new_tokens, ") must be positive");
 }
 
+namespace {
+
+// The prompts' given routing as one prefill's [B*P, M, K], left-padded like the prompts (-1: free).
+torch::Tensor prompt_routing(const std::vector<torch::Tensor>& prompt_experts,
+                             const std::vector<std::vector<int64_t>>& prompts, int64_t P) {
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  check(static_cast<int64_t>(prompt_experts.size()) == B, "generate: ", prompt_experts.size(),
+        " prompt routings for ", B, " prompts");
+  const auto& first = prompt_experts.front();
+  check(first.dim() == 3, "generate: prompt routing of shape ", first.sizes(), " (expected [tokens, M, K])");
+  auto experts_BPMK = torch::full({B, P, first.size(1), first.size(2)}, -1, kExpertIdDtype);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& given = prompt_experts[static_cast<size_t>(b)];
+    const int64_t length = static_cast<int64_t>(prompts[static_cast<size_t>(b)].size());
+    check(given.dim() == 3 && given.size(0) == length && given.size(1) == first.size(1) && given.size(2) == first.size(2),
+          "generate: prompt ", b, " has routing of shape ", given.sizes(), " for ", length, " tokens (expected [",
+          length, ", ", first.size(1), ", ", first.size(2), "])");
+    experts_BPMK[b].narrow(0, P - length, length).copy_(given);
+  }
+  return experts_BPMK.view({B * P, first.size(1), first.size(2)});
+}
+
+}  // namespace
+
 const char* finish_reason_name(FinishReason reason) { return reason == FinishReason::kStop ? "stop" : "length"; }
 
 std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<std::vector<int64_t>>& prompts,
@@ -107,7 +133,20 @@ std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<s
   torch::NoGradGuard no_grad;
   auto cache = lm->make_cache(B, P + options.max_new_tokens - 1);
   cache.set_row_starts(starts_B);
-  auto logits_BV = lm->forward_cached(prompt_BP.to(device), cache, options.attention).select(1, P - 1);
+  std::optional<RoutingRecorder> recorder;
+  torch::Tensor experts_BSMK;  // slot s of row b: what its token at slot s was routed to
+  if (options.record_routing) {
+    recorder.emplace(*lm->model);
+    const int64_t M = num_moe_layers(*lm->model), K = lm->model->config.num_experts_per_tok;
+    experts_BSMK = torch::full({B, P + options.max_new_tokens, M, K}, -1, kExpertIdDtype);
+  }
+  torch::Tensor logits_BV;
+  {
+    std::optional<RoutingReplay> replay;
+    if (!options.prompt_experts.empty()) replay.emplace(*lm->model, prompt_routing(options.prompt_experts, prompts, P));
+    logits_BV = lm->forward_cached(prompt_BP.to(device), cache, options.attention).select(1, P - 1);
+  }
+  if (recorder) experts_BSMK.narrow(1, 0, P).copy_(recorder->recorded().view({B, P, experts_BSMK.size(2), -1}));
 
   check(options.row_seeds.empty() || static_cast<int64_t>(options.row_seeds.size()) == B, "generate: ",
         options.row_seeds.size(), " row seeds for ", B, " prompts");
@@ -152,6 +191,18 @@ std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<s
     if (all_finished || step + 1 == options.max_new_tokens) break;
     // Finished rows keep decoding their last token: cheaper than reshaping the batch, never read.
     logits_BV = lm->forward_cached(tokens.view({B, 1}).to(device), cache, options.attention).select(1, 0);
+    if (recorder) {
+      const auto routed_BMK = recorder->recorded().view({B, experts_BSMK.size(2), -1});
+      for (int64_t b = 0; b < B; ++b)
+        if (emitted[static_cast<size_t>(b)] >= 0) experts_BSMK[b][P + step].copy_(routed_BMK[b]);
+    }
+  }
+  if (recorder) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t pad = starts_B[b].item<int64_t>();
+      auto& row = out[static_cast<size_t>(b)];
+      row.experts_SMK = experts_BSMK[b].narrow(0, pad, P - pad + static_cast<int64_t>(row.tokens.size())).clone();
+    }
   }
   return out;
 }

@@ -53,6 +53,13 @@ struct GenerationOptions {
   // samples what one process would). Empty: one generator from `seed` for the whole batch.
   std::vector<uint64_t> row_seeds;
   LatentAttention attention = LatentAttention::kAbsorbed;
+  // Record the experts every MoE layer chose for each token (GeneratedSequence::experts_SMK), for
+  // routing replay (model/routing_replay.h).
+  bool record_routing = false;
+  // Optional, one per prompt: kExpertIdDtype [prompt length, M, K], the experts the prefill routes
+  // that prompt's tokens to (rows of -1 route freely). A multi-round episode (tool calls) hands
+  // back what earlier rounds recorded, so each token keeps one routing in every pass.
+  std::vector<torch::Tensor> prompt_experts;
   void validate() const;
 };
 
@@ -64,6 +71,10 @@ struct GeneratedSequence {
   std::vector<double> model_logprobs;
   std::vector<double> sampling_logprobs;
   FinishReason finish = FinishReason::kLength;
+  // With record_routing: the experts (kExpertIdDtype [S, M, K]) each MoE layer chose for the row's
+  // prompt and new tokens, S = prompt length + tokens.size(); -1 for the last new token when it was
+  // never fed back (the loop ended on it). Undefined otherwise.
+  torch::Tensor experts_SMK;
 };
 
 // After each step: every row's new token, -1 for rows that had already finished.

@@ -1,8 +1,10 @@
 // model/router.cpp: the correction bias chooses experts but never weights them; normalisation and
-// routed scaling; group-limited choice on a hand-built example; softmax scoring.
+// routed scaling; group-limited choice on a hand-built example; softmax scoring; routing to
+// experts chosen beforehand (routing replay) weighs them as route() would, with gradients.
 #include <gtest/gtest.h>
 
 #include "model/router.h"
+#include "test_util.h"
 
 namespace k2f::model {
 namespace {
@@ -78,6 +80,42 @@ TEST(Router, SoftmaxScoring) {
   EXPECT_EQ(r.expert_idx_NK[0][0].item<int64_t>(), 2);
   EXPECT_NEAR(r.weight_NK[0][0].item<double>(), std::exp(2.0) / z, 1e-12);
   EXPECT_NEAR(r.weight_NK[0][1].item<double>(), std::exp(1.0) / z, 1e-12);
+}
+
+// Row 0 replays experts route() would not pick (0 and 1), row 1 holds -1 and chooses freely.
+TEST(Router, RouteToChosenWeighsTheChosenExpertsAndFreeRowsChooseAsRoute) {
+  const auto logits = torch::tensor({{0.1, 0.2, 0.9, 1.0}, {1.5, -0.5, 0.3, 0.8}}, torch::kFloat64).requires_grad_();
+  const auto bias = torch::zeros({4}, torch::kFloat64);
+  const auto chosen = torch::tensor({{1, 0}, {-1, -1}}, torch::kInt16);
+  const auto replayed = route_to_chosen(logits, bias, chosen, options(2));
+  const auto free = route(logits, bias, options(2));
+  EXPECT_EQ(replayed.expert_idx_NK[0][0].item<int64_t>(), 1);
+  EXPECT_EQ(replayed.expert_idx_NK[0][1].item<int64_t>(), 0);
+  const double s0 = 1 / (1 + std::exp(-0.1)), s1 = 1 / (1 + std::exp(-0.2));
+  EXPECT_NEAR(replayed.weight_NK[0][0].item<double>(), 2.5 * s1 / (s0 + s1), 1e-12);
+  EXPECT_NEAR(replayed.weight_NK[0][1].item<double>(), 2.5 * s0 / (s0 + s1), 1e-12);
+  EXPECT_TRUE(torch::equal(replayed.expert_idx_NK[1], free.expert_idx_NK[1]));
+  EXPECT_TRUE(torch::equal(replayed.weight_NK[1], free.weight_NK[1]));
+  // Replaying route()'s own choice changes nothing.
+  const auto same = route_to_chosen(logits, bias, free.expert_idx_NK, options(2));
+  EXPECT_TRUE(torch::equal(same.expert_idx_NK, free.expert_idx_NK));
+  EXPECT_TRUE(torch::equal(same.weight_NK, free.weight_NK));
+  // The router still learns: a replayed expert's weight has a gradient through both chosen logits.
+  replayed.weight_NK[0][0].backward();
+  const auto grad = logits.grad()[0];
+  EXPECT_GT(std::abs(grad[0].item<double>()), 1e-3);
+  EXPECT_GT(std::abs(grad[1].item<double>()), 1e-3);
+  EXPECT_EQ(grad[2].item<double>(), 0.0);
+  EXPECT_EQ(grad[3].item<double>(), 0.0);
+}
+
+TEST(Router, RouteToChosenRejectsAWrongShapeOrExpert) {
+  const auto logits = torch::zeros({2, 4});
+  const auto bias = torch::zeros({4});
+  testing::expect_error([&] { route_to_chosen(logits, bias, torch::zeros({3, 2}, torch::kInt16), options(2)); },
+                        {"chosen experts of shape [3, 2] for 2 tokens", "expected [2, 2]"});
+  testing::expect_error([&] { route_to_chosen(logits, bias, torch::tensor({{0, 4}, {1, 2}}), options(2)); },
+                        {"expert id 4 outside the router's 4 experts"});
 }
 
 }  // namespace

@@ -1,12 +1,13 @@
 // model/sampler.cpp: greedy is argmax, top-k 1 is greedy, top-p keeps exactly the expected tokens
 // of a hand-built distribution, draws follow the sampled distribution, a seed reproduces a run,
 // generate()'s log-probs equal log_softmax of a full forward over the generated sequence (issue 7
-// acceptance 3), and stop tokens end a row.
+// acceptance 3), also with the routing it recorded replayed, and stop tokens end a row.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "model/routing_replay.h"
 #include "model/sampler.h"
 #include "test_util.h"
 #include "tiny_config.h"
@@ -160,6 +161,59 @@ TEST(Generate, LogprobsEqualAFullForwardOverTheGeneratedSequence) {
   std::cout << "[ sampler vs trainer ] max |logprob difference| = " << worst_model << "\n";
   EXPECT_LE(worst_model, 1e-5);
   EXPECT_LE(worst_sampling, 1e-5);
+}
+
+// The largest |log-prob difference| between a row's generation and a full forward (one row, no
+// cache) over its prompt and new tokens that replays the routing the row recorded.
+double worst_replayed_difference(KimiForCausalLM& lm, const std::vector<int64_t>& prompt, const GeneratedSequence& row) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> sequence = prompt;
+  sequence.insert(sequence.end(), row.tokens.begin(), row.tokens.end());
+  const auto tokens_1T = torch::tensor(sequence, torch::kInt64).unsqueeze(0);
+  RoutingReplay replay(*lm->model, row.experts_SMK);
+  const auto recomputed = next_token_logprobs(lm->forward(tokens_1T), tokens_1T)[0];
+  double worst = 0;
+  for (size_t t = 0; t < row.tokens.size(); ++t) {
+    const int64_t at = static_cast<int64_t>(prompt.size()) - 1 + static_cast<int64_t>(t);
+    worst = std::max(worst, std::abs(recomputed[at].item<double>() - row.model_logprobs[t]));
+  }
+  return worst;
+}
+
+// Routing replay (issue 7 acceptance 3 on MoE models): generate() records the experts of every
+// token it fed to the model, a full forward replaying them gives the sampler's log-probs, and a
+// prefill handed another routing for the prompt (what a tool round hands back) routes to it.
+TEST(Generate, RecordedRoutingReplayedInAFullForwardGivesTheSamplersLogprobs) {
+  auto lm = tiny_model(13);
+  const int64_t M = num_moe_layers(*lm->model), K = lm->model->config.num_experts_per_tok;
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  options.seed = 5;
+  options.record_routing = true;
+  const auto rows = generate(lm, kPrompts, options);
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const auto& experts = rows[b].experts_SMK;
+    const int64_t S = static_cast<int64_t>(kPrompts[b].size() + rows[b].tokens.size());
+    ASSERT_EQ(experts.sizes(), (std::vector<int64_t>{S, M, K}));
+    EXPECT_TRUE((experts.narrow(0, 0, S - 1) >= 0).all().item<bool>()) << "row " << b;
+    EXPECT_TRUE((experts[S - 1] == -1).all().item<bool>()) << "the last new token was never fed back";
+    EXPECT_LE(worst_replayed_difference(lm, kPrompts[b], rows[b]), 1e-5) << "row " << b;
+  }
+  bool any_logprob_moved = false;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const int64_t P = static_cast<int64_t>(kPrompts[b].size());
+    options.prompt_experts.push_back(((rows[b].experts_SMK.narrow(0, 0, P).to(torch::kInt64) + 3) % 8).to(kExpertIdDtype));
+  }
+  const auto forced = generate(lm, kPrompts, options);
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const int64_t P = static_cast<int64_t>(kPrompts[b].size());
+    EXPECT_TRUE(torch::equal(forced[b].experts_SMK.narrow(0, 0, P), options.prompt_experts[b])) << "row " << b;
+    EXPECT_LE(worst_replayed_difference(lm, kPrompts[b], forced[b]), 1e-5) << "row " << b;
+    any_logprob_moved = any_logprob_moved || std::abs(forced[b].model_logprobs[0] - rows[b].model_logprobs[0]) > 1e-4;
+  }
+  EXPECT_TRUE(any_logprob_moved);
+  options.prompt_experts.pop_back();
+  testing::expect_error([&] { generate(lm, kPrompts, options); }, {"2 prompt routings for 3 prompts"});
 }
 
 TEST(Generate, SameSeedSameOutputAndBothFormsAgree) {

@@ -17,6 +17,9 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.rollout_batch_prompts", KeyType::Int, 0,
        "prompt groups per generation batch (0: all of a rank's prompts at once); fixes the batches' shapes, so a "
        "data-parallel run samples exactly what one process does"},
+      {"rl.routing_replay", KeyType::Bool, true,
+       "the trainer's forward routes each token to the experts the sampler chose (MoE models), so a router "
+       "near-tie flipped by rounding cannot separate its log-probs from the sampler's"},
       {"rl.updates_per_batch", KeyType::Int, 1, "optimizer steps on each batch of rollouts"},
       {"rl.micro_batch_size", KeyType::Int, 16, "episodes per forward/backward"},
       {"rl.objective", KeyType::String, "pmd_mean", "pmd_mean (K2) or grpo (clipped surrogate)"},
@@ -108,6 +111,7 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.prompts_per_step = r.get_int("rl.prompts_per_step");
   o.samples_per_prompt = r.get_int("rl.samples_per_prompt");
   o.rollout_batch_prompts = r.get_int("rl.rollout_batch_prompts");
+  o.routing_replay = r.get_bool("rl.routing_replay");
   o.updates_per_batch = r.get_int("rl.updates_per_batch");
   o.micro_batch_size = r.get_int("rl.micro_batch_size");
   o.objective = parse_objective(r.get_string("rl.objective"), "rl.objective");

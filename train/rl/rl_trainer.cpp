@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/stopwatch.h"
+#include "model/routing_replay.h"
 #include "train/checkpoint.h"
 #include "train/losses.h"
 #include "train/metrics.h"
@@ -40,10 +41,17 @@ std::string resolve_model_dir(const std::string& dir) {
   return dir;
 }
 
-model::KimiForCausalLM load_policy(const std::string& dir, torch::ScalarType dtype) {
+// Routers in fp64 (train.router_dtype) or the compute dtype.
+void route_in_fp64(model::KimiForCausalLM& lm, bool fp64) {
+  for (auto& layer : lm->model->decoder_layers)
+    if (layer->moe) layer->moe->gate->route_in_fp64 = fp64;
+}
+
+model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train) {
   check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
   auto lm = load_model(resolve_model_dir(dir));
-  lm->compute_dtype = dtype;
+  lm->compute_dtype = train.dtype;
+  route_in_fp64(lm, train.router_fp64);
   return lm;
 }
 
@@ -134,6 +142,9 @@ struct RlTrainer::Batch {
   torch::Tensor mask_NT;            // fp32: 1 where target t+1 was sampled by the model
   torch::Tensor sampler_logp_NT;    // fp32: the sampler's log-probs at those targets
   torch::Tensor rewards_N, baselines_N, advantages_N;  // fp64
+  // Routing replay: the experts the sampler routed each token to, kExpertIdDtype [N, L, M, K], -1
+  // for padding and tokens it never computed (they route freely). Undefined: no replay.
+  torch::Tensor experts_NLMK;
   int64_t total_episodes = 0;       // the loss is a mean over all of the step's episodes
 };
 
@@ -172,11 +183,11 @@ void RlTrainer::set_up() {
   env_ = make_environment(options_, *chat_);
 
   torch::manual_seed(options_.train.seed);
-  model_ = load_policy(options_.train.init_from, options_.train.dtype);
+  model_ = load_policy(options_.train.init_from, options_.train);
   check(tokenizer_->vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_->vocab_size(),
         " tokens, more than the model's vocab_size ", model_->model->config.vocab_size);
   if (options_.kl_coef > 0 || options_.log_kl) {
-    reference_ = load_policy(options_.train.init_from, options_.train.dtype);
+    reference_ = load_policy(options_.train.init_from, options_.train);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   }
@@ -267,6 +278,7 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
   rollout.max_response_tokens = options_.max_response_tokens;
   rollout.max_tool_calls = options_.max_tool_calls;
   rollout.seed = options_.train.seed * 7919ull + static_cast<uint64_t>(step);
+  rollout.record_routing = options_.routing_replay && model::num_moe_layers(*model_->model) > 0;
   model_->eval();
   // In batches of rl.rollout_batch_prompts groups (all at once by default).
   const auto policy = model_policy(sampling_model());
@@ -345,6 +357,16 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
     batch.mask_NT[static_cast<int64_t>(i)].narrow(0, 0, n - 1).copy_(torch::tensor(mask));
     batch.sampler_logp_NT[static_cast<int64_t>(i)].narrow(0, 0, n - 1).copy_(torch::tensor(logp));
   }
+  if (rollout.record_routing) {
+    const int64_t M = model::num_moe_layers(*model_->model), K = model_->model->config.num_experts_per_tok;
+    batch.experts_NLMK = torch::full({static_cast<int64_t>(kept.size()), L, M, K}, -1, model::kExpertIdDtype);
+    for (size_t i = 0; i < kept.size(); ++i) {
+      const auto& e = episodes[kept[i]];
+      check(e.experts_SMK.defined() && e.experts_SMK.size(0) == static_cast<int64_t>(e.tokens.size()),
+            "rl: episode without the sampler's routing for each of its ", e.tokens.size(), " tokens");
+      batch.experts_NLMK[static_cast<int64_t>(i)].narrow(0, 0, e.experts_SMK.size(0)).copy_(e.experts_SMK);
+    }
+  }
   batch.rewards_N = torch::tensor(kept_rewards, torch::kFloat64);
   batch.baselines_N = group_mean_baselines(kept_rewards, K);  // kept groups are whole
   batch.advantages_N = group_normalised_advantages(kept_rewards, K);
@@ -379,6 +401,11 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
       const int64_t n = std::min(micro, N - b);
       const auto tokens = batch.tokens_NL.narrow(0, b, n);
       const auto mask = batch.mask_NT.narrow(0, b, n);
+      std::optional<model::RoutingReplay> replay;  // through the backward pass too
+      if (batch.experts_NLMK.defined()) {
+        const auto experts = batch.experts_NLMK.narrow(0, b, n);
+        replay.emplace(*model_->model, experts.reshape({-1, experts.size(2), experts.size(3)}));
+      }
       const auto logp = model::next_token_logprobs(model_->forward(tokens), tokens).to(torch::kFloat32);
       if (update == 0) {  // the weights that sampled: these are pi_old
         old_logp_NT.narrow(0, b, n).copy_(logp.detach());
@@ -443,6 +470,7 @@ model::KimiForCausalLM RlTrainer::sampling_model() {
   }
   quant::pack_for_inference(*copy, *qat_);
   copy->compute_dtype = model_->compute_dtype;
+  route_in_fp64(copy, options_.train.router_fp64);
   copy->eval();
   return copy;
 }

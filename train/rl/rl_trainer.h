@@ -2,7 +2,8 @@
 // embedded arithmetic task or the user's JSONL prompts, environment.h). One step:
 // P prompts x K samples are rolled out with tools (rollout.h) at the step's temperature, judged
 // and rewarded (rewards.h), then the trainer recomputes the log-probs of the sampled tokens in a
-// training forward pass (checked against the sampler's: logprob_mismatch) and minimises
+// training forward pass (checked against the sampler's: logprob_mismatch), routing every token to
+// the experts the sampler chose (rl.routing_replay, model/routing_replay.h), and minimises
 // PMD-mean or the GRPO surrogate (objectives.h), plus the optional k3 KL to the frozen initial
 // policy and PTX loss, with the optimizer, clipping and schedule of `k2forge train`. Held-out
 // accuracy is measured before the first and after the last step (eval.json). Metrics go to

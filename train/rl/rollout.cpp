@@ -45,6 +45,12 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
     e.sampler_logprobs.push_back(generated.model_logprobs[static_cast<size_t>(t)]);
   }
   e.response_tokens += taken;
+  if (generated.experts_SMK.defined()) {
+    const int64_t length = static_cast<int64_t>(e.tokens.size());
+    check(generated.experts_SMK.size(0) >= length, "rollout: routing recorded for ", generated.experts_SMK.size(0),
+          " tokens of an episode of ", length);
+    e.experts_SMK = generated.experts_SMK.narrow(0, 0, length);
+  }
   const std::vector<int64_t> turn(e.tokens.begin() + turn_start, e.tokens.end());
   const ParsedTurn parsed = parse_assistant_turn(turn, ids_, tokenizer_);
   e.think_ok = e.think_ok && parsed.think_ok;
@@ -73,10 +79,16 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
     e.tool_messages.push_back(r.content);
     messages.push_back(std::move(m));
   }
-  for (const int32_t id : chat_.render_tool_results(messages)) {
+  const auto shown = chat_.render_tool_results(messages);
+  for (const int32_t id : shown) {
     e.tokens.push_back(id);
     e.sampled.push_back(0);
     e.sampler_logprobs.push_back(0.0);
+  }
+  if (e.experts_SMK.defined()) {  // not computed yet: the next round's prefill records them
+    const auto& routed = e.experts_SMK;
+    e.experts_SMK = torch::cat({routed, torch::full({static_cast<int64_t>(shown.size()), routed.size(1), routed.size(2)},
+                                                    -1, routed.options())});
   }
   if (last_round) {
     e.truncated = true;  // no round left to answer in
@@ -111,6 +123,9 @@ std::vector<Episode> RolloutEngine::run(const Policy& policy, const std::vector<
     generation.max_new_tokens = longest_budget;
     generation.stop_token_ids = stop_ids_;
     generation.seed = options.seed * 1000003ull + static_cast<uint64_t>(round);
+    generation.record_routing = options.record_routing;
+    if (options.record_routing && round > 0)  // the earlier rounds' tokens keep their routing
+      for (const size_t i : active) generation.prompt_experts.push_back(episodes[i].experts_SMK);
     for (const size_t i : active)
       if (!options.row_seeds.empty()) generation.row_seeds.push_back(options.row_seeds[i] * 1000003ull + static_cast<uint64_t>(round));
     const auto generated = policy(contexts, generation);

@@ -29,6 +29,8 @@ struct RolloutOptions {
   // One per prompt (optional): episode i samples from its own generator, seeded from row_seeds[i]
   // and the round, whatever else shares its batch (model::GenerationOptions::row_seeds).
   std::vector<uint64_t> row_seeds;
+  // Keep the experts the sampler routed every token to (Episode::experts_SMK), for routing replay.
+  bool record_routing = false;
   void validate(const std::string& prefix = "rl") const;
 };
 
@@ -44,6 +46,11 @@ struct Episode {
   ToolStats tool_stats;
   std::string final_content;              // content of the answering turn ("" when truncated)
   std::vector<std::string> tool_messages; // what the model was shown, in order (for logs and tests)
+  // With record_routing: per token, the experts each MoE layer routed it to (model::kExpertIdDtype
+  // [tokens, M, K]); -1 rows for tokens never fed to the model (tool results after the last round,
+  // the final token). A later round's prefill replays the earlier rounds' routing (model::
+  // GenerationOptions::prompt_experts), so no token is routed two ways within an episode.
+  torch::Tensor experts_SMK;
 };
 
 // (contexts, options) -> one generated sequence per context. model_policy wraps model::generate.

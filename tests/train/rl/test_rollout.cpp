@@ -1,10 +1,12 @@
 // train/rl/rollout.cpp and turn_parser.cpp with a scripted policy (the model's turns written by
 // hand): a tool-using episode equals the K2 template's rendering of the same conversation token
 // for token, only sampled tokens are marked for the loss (never the tool result), every tool
-// failure is shown to the model and the episode goes on, and budgets end episodes.
+// failure is shown to the model and the episode goes on, budgets end episodes, and the routing
+// the sampler records follows the episode's tokens through a tool round.
 #include <gtest/gtest.h>
 
 #include "data/chat_template.h"
+#include "model/routing_replay.h"
 #include "train/rl/rollout.h"
 #include "train/rl/turn_parser.h"
 
@@ -155,6 +157,59 @@ TEST(Rollout, ToolEpisodeEqualsTheTemplateAndOnlySampledTokensAreTrained) {
     EXPECT_EQ(e.sampled[i], i == closing ? 1 - rendered.loss_mask[i] : rendered.loss_mask[i]) << i;
     EXPECT_EQ(e.sampler_logprobs[i], e.sampled[i] ? -0.25 : 0.0);
   }
+}
+
+// A policy that records routing as model::generate does: one [S, 1, 1] row per context token and
+// new token, the context's given routing kept, every other fed token marked with 10 * round + 1,
+// and -1 for the last new token (never fed back). Keeps each round's prompt_experts.
+Policy recording(Policy inner, std::vector<std::vector<torch::Tensor>>* given) {
+  auto round = std::make_shared<int64_t>(0);
+  return [inner, given, round](const std::vector<Tokens>& contexts, const model::GenerationOptions& o) {
+    EXPECT_TRUE(o.record_routing);
+    given->push_back(o.prompt_experts);
+    auto out = inner(contexts, o);
+    for (size_t r = 0; r < out.size(); ++r) {
+      const int64_t P = static_cast<int64_t>(contexts[r].size()), S = P + static_cast<int64_t>(out[r].tokens.size());
+      auto experts = torch::full({S, 1, 1}, 10 * *round + 1, model::kExpertIdDtype);
+      if (!o.prompt_experts.empty()) {
+        const auto& prompt = o.prompt_experts[r];
+        experts.narrow(0, 0, P).copy_(torch::where(prompt >= 0, prompt, experts.narrow(0, 0, P)));
+      }
+      experts[S - 1].fill_(-1);
+      out[r].experts_SMK = experts;
+    }
+    ++*round;
+    return out;
+  };
+}
+
+TEST(Rollout, RecordedRoutingFollowsTheEpisodeThroughAToolRound) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const Tokens call = f.turn("Use the tool.", "", {{"functions.calculator:0", "{\"expression\": \"2 * 3\"}"}});
+  const Tokens answer = f.turn("It returned 6.", "Answer: 6", {});
+  RolloutOptions options;
+  options.max_response_tokens = 200;
+  options.record_routing = true;
+  std::vector<std::vector<torch::Tensor>> given;
+  const Episode e = engine.run(recording(scripted({{call}, {answer}}), &given), {f.prompt()}, options).at(0);
+  ASSERT_EQ(given.size(), 2u);
+  EXPECT_TRUE(given[0].empty());  // the first round's prompt routes freely
+  ASSERT_EQ(given[1].size(), 1u);
+  ASSERT_EQ(e.experts_SMK.size(0), static_cast<int64_t>(e.tokens.size()));
+  // Round 1 fed the prompt and the call but its last token; round 2 (11) the rest but the answer's
+  // last token; <|im_end|>, the tool message and the next header came between them.
+  const int64_t P = e.prompt_length, C = static_cast<int64_t>(call.size());
+  const int64_t S = e.experts_SMK.size(0);
+  for (int64_t i = 0; i < S; ++i) {
+    const int64_t expected = i < P + C - 1 ? 1 : i == S - 1 ? -1 : 11;
+    EXPECT_EQ(e.experts_SMK[i][0][0].item<int64_t>(), expected) << "token " << i;
+  }
+  // Round 2 was handed round 1's routing, the tokens round 1 never fed marked free.
+  const auto& handed = given[1][0];
+  ASSERT_EQ(handed.size(0), static_cast<int64_t>(e.tokens.size() - answer.size()));
+  for (int64_t i = 0; i < handed.size(0); ++i)
+    EXPECT_EQ(handed[i][0][0].item<int64_t>(), i < P + C - 1 ? 1 : -1) << "token " << i;
 }
 
 TEST(Rollout, EveryToolFailureIsShownCountedAndTheEpisodeContinues) {
