@@ -87,6 +87,8 @@ Json RlStepMetrics::to_json() const {
                {"truncation_rate", truncation_rate},
                {"kl", kl},
                {"logprob_mismatch", logprob_mismatch},
+               {"logprob_mismatch_mean", logprob_mismatch_mean},
+               {"logprob_mismatch_share_over_1e-5", logprob_mismatch_share_over_1e5},
                {"tool_calls", tools.calls},
                {"trained_episodes", trained_episodes},
                {"rollout_seconds", rollout_seconds},
@@ -392,7 +394,7 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
       ref_logp_NT.narrow(0, b, n).copy_(model::next_token_logprobs(reference_->forward(tokens), tokens).to(torch::kFloat32));
     }
   }
-  double loss_sum = 0, kl_sum = 0, mismatch = 0;
+  double loss_sum = 0, kl_sum = 0, mismatch = 0, mismatch_sum = 0, mismatch_over = 0, sampled_tokens = 0;
   for (int64_t update = 0; update < options_.updates_per_batch; ++update) {
     model_->zero_grad();
     begin_qk_recording(model_->model);
@@ -409,8 +411,11 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
       const auto logp = model::next_token_logprobs(model_->forward(tokens), tokens).to(torch::kFloat32);
       if (update == 0) {  // the weights that sampled: these are pi_old
         old_logp_NT.narrow(0, b, n).copy_(logp.detach());
-        const auto diff = ((logp.detach() - batch.sampler_logp_NT.narrow(0, b, n)).abs() * mask).max();
-        mismatch = std::max(mismatch, diff.item<double>());
+        const auto diff_NT = (logp.detach() - batch.sampler_logp_NT.narrow(0, b, n)).abs().to(torch::kFloat64) * mask;
+        mismatch = std::max(mismatch, diff_NT.max().item<double>());
+        mismatch_sum += diff_NT.sum().item<double>();
+        mismatch_over += (diff_NT > 1e-5).sum().item<double>();
+        sampled_tokens += mask.sum().item<double>();
       }
       const auto old = old_logp_NT.narrow(0, b, n);
       torch::Tensor terms = options_.objective == Objective::pmd_mean
@@ -451,11 +456,13 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
     apply_qk_clip(model_->model, options_.train.optimizer.qk_clip_tau);
     if (update == 0) loss_sum = loss;
   }
-  const auto sums = parallel_->sum_over_dp({loss_sum, kl_sum});
+  const auto sums = parallel_->sum_over_dp({loss_sum, kl_sum, mismatch_sum, mismatch_over, sampled_tokens});
   auto largest_mismatch = torch::tensor({mismatch}, torch::kFloat64);
   parallel_->max_over_dp(largest_mismatch);
   m.kl = sums[1] / static_cast<double>(m.trained_episodes);  // over the trained episodes
   m.logprob_mismatch = largest_mismatch.item<double>();
+  m.logprob_mismatch_mean = sums[2] / std::max(1.0, sums[4]);
+  m.logprob_mismatch_share_over_1e5 = sums[3] / std::max(1.0, sums[4]);
   return sums[0];
 }
 

@@ -42,6 +42,8 @@ struct RlStepMetrics {
   double response_length = 0, tool_calls_per_episode = 0, truncation_rate = 0;
   double kl = 0;                 // k3 estimate to the reference (0 without one)
   double logprob_mismatch = 0;   // max |trainer - sampler| log-prob over sampled tokens
+  double logprob_mismatch_mean = 0;             // its mean over sampled tokens
+  double logprob_mismatch_share_over_1e5 = 0;   // the share of sampled tokens where it exceeds 1e-5
   ToolStats tools;
   int64_t trained_episodes = 0;  // episodes in groups with a learning signal (see train_step)
   double rollout_seconds = 0, train_seconds = 0, seconds = 0;
