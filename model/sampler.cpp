@@ -191,10 +191,11 @@ std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<s
     if (all_finished || step + 1 == options.max_new_tokens) break;
     // Finished rows keep decoding their last token: cheaper than reshaping the batch, never read.
     logits_BV = lm->forward_cached(tokens.view({B, 1}).to(device), cache, options.attention).select(1, 0);
-    if (recorder) {
+    if (recorder) {  // rows that had finished fed a repeat of their last token: not recorded
       const auto routed_BMK = recorder->recorded().view({B, experts_BSMK.size(2), -1});
-      for (int64_t b = 0; b < B; ++b)
-        if (emitted[static_cast<size_t>(b)] >= 0) experts_BSMK[b][P + step].copy_(routed_BMK[b]);
+      const auto fed_B111 = torch::tensor(emitted, torch::kInt64).ge(0).view({B, 1, 1});
+      auto slot_BMK = experts_BSMK.select(1, P + step);
+      slot_BMK.copy_(torch::where(fed_B111, routed_BMK, slot_BMK));
     }
   }
   if (recorder) {
