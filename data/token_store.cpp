@@ -15,12 +15,10 @@ TokenStore::TokenStore(const std::string& path, double probe_timeout_seconds, St
   open();
 }
 
-TokenStore::TokenStore(const std::string& path, WithoutProbe) : path_(path) { open(); }
-
 void TokenStore::probe_in_child(const std::string& path, double timeout_seconds) {
   constexpr int64_t kProbeTokens = 1 << 16;
   const IsolatedOutcome outcome = run_isolated([&] {
-    const TokenStore store(path, WithoutProbe{});
+    const TokenStore store(path, timeout_seconds, StoreProbe::kNone);
     const int64_t count = std::min(store.num_tokens(), kProbeTokens);
     for (const int64_t start : {int64_t{0}, store.num_tokens() - count}) {
       store.read_tokens(start, count);

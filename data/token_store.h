@@ -54,8 +54,6 @@ class TokenStore {
   std::vector<int32_t> read_tokens(int64_t start, int64_t count) const;
 
  private:
-  struct WithoutProbe {};
-  TokenStore(const std::string& path, WithoutProbe);
   static void probe_in_child(const std::string& path, double timeout_seconds);
   void open();
   H5Handle open_dataset(const std::string& name, bool required) const;
