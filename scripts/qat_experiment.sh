@@ -2,7 +2,8 @@
 # Does INT4 QAT work? On the tiny model: held-out NLL of the bf16 model, of INT4 by plain rounding
 # (post-training quantisation, no QAT), and of INT4 after QAT fine-tuning (recipes/tiny_qat_int4.toml);
 # plus a control that fine-tunes the same steps without QAT and then rounds, so the gain is not just
-# "more training". Prints one JSON object. Needs the tiny pretraining checkpoint: it trains
+# "more training". K2F_QAT_FROM starts both runs from another bf16 checkpoint (e.g. a fine-tuned one),
+# K2F_QAT_SET adds recipe overrides to both. Prints one JSON object. Needs the tiny pretraining checkpoint: it trains
 # recipes/tiny_pretrain.toml into runs/quickstart when runs/quickstart/step-000200 is absent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,8 @@ cd "$root"
 k2forge="${K2F_BUILD_DIR:-$root/build}/bin/k2forge"
 out=runs/qat_experiment
 store=runs/data/python_docs_train.h5
+# The bf16 checkpoint both fine-tuning runs start from (default: the tiny pretraining run's end).
+start=${K2F_QAT_FROM:-runs/quickstart/step-000200}
 pretrained=runs/quickstart/step-000200
 heldout=assets/corpus/python_docs_heldout.jsonl
 group=${K2F_QAT_GROUP_SIZE:-32}  # INT4 group size of the experiment (coarser groups: a larger rounding gap)
@@ -20,6 +23,9 @@ ignore=${K2F_QAT_IGNORE:-}
 seed=${K2F_QAT_SEED:-}
 seed_args=()
 if [ -n "$seed" ]; then seed_args=(--set "train.seed=$seed"); fi
+# More recipe overrides for both fine-tuning runs, space-separated KEY=VALUE
+# (e.g. K2F_QAT_SET="optim.lr=0.0005 schedule.name=constant").
+for override in ${K2F_QAT_SET:-}; do seed_args+=(--set "$override"); done
 ignore_train=()
 ignore_export=()
 if [ -n "$ignore" ]; then
@@ -43,14 +49,14 @@ nll() {
   /usr/bin/python3 -c "import json; print(json.load(open('$out/scores.json'))['nll_mean'])"
 }
 
-"$k2forge" export --checkpoint "$pretrained" --out "$out/bf16" --format hf-bf16
-"$k2forge" export --checkpoint "$pretrained" --out "$out/rounded-int4" --format hf-int4 --group-size "$group" "${ignore_export[@]}"
+"$k2forge" export --checkpoint "$start" --out "$out/bf16" --format hf-bf16
+"$k2forge" export --checkpoint "$start" --out "$out/rounded-int4" --format hf-int4 --group-size "$group" "${ignore_export[@]}"
 bf16=$(nll "$out/bf16")
 rounded=$(nll "$out/rounded-int4")
 
 for qat in true false; do
   "$k2forge" train --recipe recipes/tiny_qat_int4.toml --set "train.run_dir=$out/run-qat-$qat" \
-    --set "train.init_from=$pretrained" --set "data.paths=$store" --set "quant.qat=$qat" --set "quant.group_size=$group" "${seed_args[@]}" \
+    --set "train.init_from=$start" --set "data.paths=$store" --set "quant.qat=$qat" --set "quant.group_size=$group" "${seed_args[@]}" \
     "${ignore_train[@]}" >/dev/null 2>&1
   "$k2forge" export --checkpoint "$out/run-qat-$qat/$(cat "$out/run-qat-$qat/latest")" --out "$out/int4-qat-$qat" --format hf-int4 \
     --group-size "$group" "${ignore_export[@]}"
@@ -61,7 +67,7 @@ control_int4=$(nll "$out/int4-qat-false")
 qat_checkpoint=$(nll "$out/run-qat-true/$(cat "$out/run-qat-true/latest")")
 control_checkpoint=$(nll "$out/run-qat-false/$(cat "$out/run-qat-false/latest")")
 
-/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" "$group" "$ignore" "$control_checkpoint" "$seed" <<'PY'
+/usr/bin/python3 - "$bf16" "$rounded" "$qat_int4" "$qat_int4_dequantized" "$control_int4" "$qat_checkpoint" "$group" "$ignore" "$control_checkpoint" "$seed" "${K2F_QAT_SET:-}" "$start" <<'PY'
 import json, sys
 bf16, rounded, qat, qat_deq, control, qat_ckpt = map(float, sys.argv[1:7])
 control_fp32 = float(sys.argv[9])
@@ -72,6 +78,8 @@ control_gap = control - control_fp32
 print(json.dumps({
     "group_size": int(sys.argv[7]),
     "seed": sys.argv[10] or "recipes/tiny_qat_int4.toml's",
+    "overrides": sys.argv[11],
+    "start": sys.argv[12],
     "ignore": sys.argv[8] or "K2 Thinking's list (routed experts INT4)",
     "heldout_nll": {"bf16": bf16, "int4_rounded_no_qat": rounded, "int4_after_qat": qat,
                     "int4_after_qat_dequantized": qat_deq, "qat_checkpoint_fake_quant": qat_ckpt,
