@@ -86,9 +86,9 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
     e.sampler_logprobs.push_back(0.0);
   }
   if (e.experts_SMK.defined()) {  // not computed yet: the next round's prefill records them
-    const auto& routed = e.experts_SMK;
-    e.experts_SMK = torch::cat({routed, torch::full({static_cast<int64_t>(shown.size()), routed.size(1), routed.size(2)},
-                                                    -1, routed.options())});
+    const auto unknown = torch::full({static_cast<int64_t>(shown.size()), e.experts_SMK.size(1), e.experts_SMK.size(2)},
+                                     -1, e.experts_SMK.options());
+    e.experts_SMK = torch::cat({e.experts_SMK, unknown});
   }
   if (last_round) {
     e.truncated = true;  // no round left to answer in
