@@ -8,6 +8,13 @@ Debian's python3.11-doc package (reStructuredText under html/_sources, PSF Licen
 Markup is lightly removed (roles such as :func:`x` become x, directive and label lines and
 section underlines are dropped), leaving English prose with inline code. One JSON line
 {"text": ...} per source file; every 10th file (sorted by path) goes to the held-out split.
+
+    /usr/bin/python3 assets/corpus/make_corpus.py --extra x/usr/share/doc/python3.11/html/_sources DIR
+
+writes DIR/python_docs_extra_train.jsonl instead: the sections the embedded corpus leaves out (the
+library reference, "What's New", the C API; about 7 MB, 2.1M tokens), all of it training text, so
+that a run longer than the embedded 393,618 tokens need not repeat them (scripts/make_extra_corpus.sh).
+The held-out split stays the embedded one.
 """
 import json
 import os
@@ -15,6 +22,7 @@ import re
 import sys
 
 SECTIONS = ["tutorial", "howto", "faq", "reference", "using", "extending", "glossary.rst.txt"]
+EXTRA_SECTIONS = ["library", "whatsnew", "c-api"]
 ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
 UNDERLINE = re.compile(r"^\s*([=\-~^*#+\"'`.:])\1{3,}\s*$")
 DIRECTIVE = re.compile(r"^\s*\.\. (?:_[^:]*:|[a-z:-]+::).*$")
@@ -32,8 +40,8 @@ def clean(text):
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def source_files(root):
-    for section in SECTIONS:
+def source_files(root, sections):
+    for section in sections:
         path = os.path.join(root, section)
         if os.path.isfile(path):
             yield path
@@ -44,9 +52,19 @@ def source_files(root):
                     yield os.path.join(directory, name)
 
 
+def write_extra(root, out):
+    with open(os.path.join(out, "python_docs_extra_train.jsonl"), "w", encoding="utf-8") as train:
+        for path in sorted(source_files(root, EXTRA_SECTIONS)):
+            with open(path, encoding="utf-8") as f:
+                train.write(json.dumps({"text": clean(f.read())}, ensure_ascii=False) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--extra":
+        write_extra(sys.argv[2], sys.argv[3])
+        return
     root, out = sys.argv[1], sys.argv[2]
-    files = sorted(source_files(root))
+    files = sorted(source_files(root, SECTIONS))
     with open(os.path.join(out, "python_docs_train.jsonl"), "w", encoding="utf-8") as train, \
          open(os.path.join(out, "python_docs_heldout.jsonl"), "w", encoding="utf-8") as heldout:
         for index, path in enumerate(files):
