@@ -10,8 +10,9 @@
 # until more training moves it little: fine-tuning alone then improves it as much as the rounding
 # costs, and the QAT-vs-control difference drowns in run-to-run noise. With --large, both runs start
 # from recipes/tiny_continue_large.toml's bf16 model (trained on scripts/make_extra_corpus.sh's
-# 2.5M-token store, both made when absent), fine-tune 200 steps at a constant lr 0.0005 on that store,
-# and every linear is INT4 (K2F_QAT_* variables still override).
+# 2.5M-token store, both made when absent), fine-tune 400 steps on that store (lr 0.002 after 10 warmup
+# steps, cosine-decayed to 1e-4, so QAT has room to move weights across rounding boundaries and time to
+# settle), and every linear is INT4 (K2F_QAT_* variables still override).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -34,7 +35,7 @@ if $large; then
   store=${K2F_QAT_STORE:-$large_store}
   start=${K2F_QAT_FROM:-$large_start}
   K2F_QAT_IGNORE=${K2F_QAT_IGNORE-'re:^$'}
-  K2F_QAT_SET="optim.lr=0.0005 schedule.name=constant schedule.min_lr=0.00001 train.steps=200 checkpoint.interval=200 ${K2F_QAT_SET:-}"
+  K2F_QAT_SET="train.steps=400 checkpoint.interval=400 optim.lr=0.002 schedule.name=wsd schedule.warmup_steps=10 schedule.decay_steps=390 schedule.min_lr=0.0001 ${K2F_QAT_SET:-}"
 fi
 pretrained=runs/quickstart/step-000200
 heldout=assets/corpus/python_docs_heldout.jsonl
