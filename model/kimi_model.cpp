@@ -135,6 +135,11 @@ void init_weights(KimiForCausalLM& lm, uint64_t seed) {
   }
 }
 
+void set_router_fp64(KimiForCausalLM& lm, bool fp64) {
+  for (auto& layer : lm->model->decoder_layers)
+    if (layer->moe) layer->moe->gate->route_in_fp64 = fp64;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& m) {
   std::vector<std::pair<std::string, torch::Tensor>> state;
   for (const auto& item : m.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());

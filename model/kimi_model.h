@@ -96,6 +96,9 @@ TORCH_MODULE(KimiForCausalLM);
 // so a model holding a slice of the experts gets exactly those experts' values.
 void init_weights(KimiForCausalLM& model, uint64_t seed);
 
+// Every MoE router computes its logits and scores in fp64 (train.router_dtype = "fp64") or not.
+void set_router_fp64(KimiForCausalLM& model, bool fp64);
+
 // Parameters and buffers under their HF names, in module order.
 std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model);
 

@@ -115,11 +115,10 @@ void Trainer::build_model() {
                                   parallel_->model_part(options_.model));
   model_->compute_dtype = options_.dtype;
   if (options_.recompute) model_->model->layer_runner = recomputing_layer_runner();
-  for (auto& layer : model_->model->decoder_layers) {
-    if (!layer->moe) continue;
-    if (options_.aux_loss_alpha > 0) layer->moe->keep_routing = true;
-    layer->moe->gate->route_in_fp64 = options_.router_fp64;
-  }
+  model::set_router_fp64(model_, options_.router_fp64);
+  if (options_.aux_loss_alpha > 0)
+    for (auto& layer : model_->model->decoder_layers)
+      if (layer->moe) layer->moe->keep_routing = true;
   if (options_.qat) {
     const auto quantised = quant::apply_qat(*model_, options_.qat_options);
     log::info("INT4 QAT (group ", options_.qat_options.quant.group_size, ", grid ",

@@ -41,17 +41,11 @@ std::string resolve_model_dir(const std::string& dir) {
   return dir;
 }
 
-// Routers in fp64 (train.router_dtype) or the compute dtype.
-void route_in_fp64(model::KimiForCausalLM& lm, bool fp64) {
-  for (auto& layer : lm->model->decoder_layers)
-    if (layer->moe) layer->moe->gate->route_in_fp64 = fp64;
-}
-
 model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train) {
   check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
   auto lm = load_model(resolve_model_dir(dir));
   lm->compute_dtype = train.dtype;
-  route_in_fp64(lm, train.router_fp64);
+  model::set_router_fp64(lm, train.router_fp64);
   return lm;
 }
 
@@ -477,7 +471,7 @@ model::KimiForCausalLM RlTrainer::sampling_model() {
   }
   quant::pack_for_inference(*copy, *qat_);
   copy->compute_dtype = model_->compute_dtype;
-  route_in_fp64(copy, options_.train.router_fp64);
+  model::set_router_fp64(copy, options_.train.router_fp64);
   copy->eval();
   return copy;
 }
