@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <tuple>
 
 #include "base/json_io.h"
 #include "data/tokenizer.h"
@@ -256,6 +258,29 @@ TEST(Cli, BenchGenerateTimesInt4RoutedExpertsAgainstBf16) {
   EXPECT_LT(report["int4"]["routed_expert_bytes_int4"].get<double>(),
             report["int4"]["routed_expert_bytes_bf16"].get<double>() / 3);
   EXPECT_GT(report["int4"]["decode_speedup_int4_vs_bf16"].get<double>(), 0);
+}
+
+// `bench quant`: pack throughput, the W4A16 and bf16 linears at both K2 expert shapes and both
+// batches, and a training step with and without QAT, each reported (figures in the README).
+TEST(Cli, BenchQuantReportsPackLinearsAndQatOverhead) {
+  const auto r = run_command(kBinary + " bench quant --recipe " + kSource + "/recipes/tiny.toml --steps 1 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json report = Json::parse(r.output);
+  EXPECT_GT(report["pack"]["gb_per_s_of_bf16_input"].get<double>(), 0);
+  ASSERT_EQ(report["linear"].size(), 4u);
+  std::set<std::tuple<int64_t, int64_t, int64_t>> shapes;
+  for (const auto& linear : report["linear"]) {
+    const int64_t in = linear["in_features"], out = linear["out_features"];
+    shapes.insert({in, out, linear["batch"].get<int64_t>()});
+    EXPECT_EQ(linear["weight_bytes_bf16"].get<int64_t>(), in * out * 2);
+    EXPECT_EQ(linear["weight_bytes_int4"].get<int64_t>(), in * out / 2 + in * out / 32 * 2);  // codes + bf16 scales
+    EXPECT_GT(linear["int4_ms"].get<double>(), 0);
+    EXPECT_GT(linear["bf16_ms"].get<double>(), 0);
+  }
+  EXPECT_EQ(shapes, (std::set<std::tuple<int64_t, int64_t, int64_t>>{
+                        {7168, 2048, 1}, {7168, 2048, 16}, {2048, 7168, 1}, {2048, 7168, 16}}));
+  EXPECT_GT(report["qat_step"]["seconds_per_step_with_qat"].get<double>(), 0);
+  EXPECT_GT(report["qat_step"]["seconds_per_step_without_qat"].get<double>(), 0);
 }
 
 TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {

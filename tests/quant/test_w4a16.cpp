@@ -34,11 +34,12 @@ TEST(W4A16, TileDequantisationEqualsReference) {
 TEST(W4A16, MatchesDenseProductOverShapes) {
   torch::NoGradGuard no_grad;
   // Output widths below, at and above one tile (tiles hold 65536 / I rows), row counts of 1
-  // (decode) and more, group sizes 32 and 64.
+  // (decode), up to 16 (the direct kernel, where the CPU has AVX-512) and more (tiles), group sizes
+  // 32 and 64.
   for (const auto& [O, I, group] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 64, 32}, {37, 96, 32}, {700, 128, 64}, {2100, 64, 32}}) {
     const auto c = make_case(O, I, group, Grid::k2, 11);
-    for (const int64_t N : {1, 5, 33}) {
+    for (const int64_t N : {1, 5, 16, 17, 33}) {
       const auto x64 = torch::randn({N, I}, torch::kFloat64);
       const auto expected64 = x64.matmul(c.dequantized_OI.to(torch::kFloat64).t());
       const auto got64 = w4a16_linear(x64, c.packed);

@@ -5,13 +5,14 @@
 #include "train/bench_data.h"
 #include "train/bench_generate.h"
 #include "train/bench_model.h"
+#include "train/bench_quant.h"
 #include "train/bench_train.h"
 #include "train/cli/command.h"
 
 namespace k2f::cli {
 
 int run_bench(const Args& args) {
-  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), generate (decode with the latent KV cache vs recompute), tokenizer (encode MB/s), data (loader tokens/s)");
+  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), generate (decode with the latent KV cache vs recompute), tokenizer (encode MB/s), data (loader tokens/s), quant (INT4 pack, W4A16 vs bf16 linear at K2 expert shapes, QAT step overhead)");
   options.add_options()("name", "benchmark name", cxxopts::value<std::string>())(
       "recipe", "recipe whose [model] is benchmarked (default: recipes/tiny.toml for generate, else recipes/bench_moe.toml)",
       cxxopts::value<std::string>())(
@@ -34,8 +35,9 @@ int run_bench(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::string name = required_option(parsed, "name", "bench");
-  check(name == "model" || name == "train" || name == "generate" || name == "tokenizer" || name == "data",
-        "unknown benchmark \"", name, "\" (available: model, train, generate, tokenizer, data)");
+  check(name == "model" || name == "train" || name == "generate" || name == "tokenizer" || name == "data" ||
+            name == "quant",
+        "unknown benchmark \"", name, "\" (available: model, train, generate, tokenizer, data, quant)");
   if (name == "tokenizer" || name == "data") {
     train::DataBenchOptions data_options;
     data_options.tokenizer_dir = parsed["tokenizer"].as<std::string>();
@@ -53,6 +55,18 @@ int run_bench(const Args& args) {
   const std::string default_recipe = name == "generate" ? "recipes/tiny.toml" : "recipes/bench_moe.toml";
   const auto recipe =
       train::Recipe::load(parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe, overrides);
+  if (name == "quant") {
+    const std::string path = parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe;
+    auto with = overrides, without = overrides;
+    with.push_back("quant.qat=true");
+    without.push_back("quant.qat=false");
+    train::QuantBenchOptions quant_options;
+    quant_options.train_steps = parsed["steps"].as<int64_t>();
+    const auto report =
+        train::bench_quant(train::Recipe::load(path, without), train::Recipe::load(path, with), quant_options);
+    std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
+    return 0;
+  }
   if (name == "generate") {
     train::GenerateBenchOptions generate_options;
     generate_options.new_tokens = parsed["new-tokens"].as<int64_t>();
