@@ -65,13 +65,6 @@ inline float scale_as_float(float value) { return value; }
 // (or + 4 + k/4) into its low nibble, which is all vpermps reads of an index.
 int64_t chunk_column(int64_t half, int64_t lane) { return 8 * (lane % 4) + 4 * half + lane / 4; }
 
-// y_NO[n, o] = sum_i x[n, i] * code[o, i] * scale[o, i / group] for NB activation rows and output
-// rows [row_begin, row_end); fp32, group size and in_features multiples of 32. Per group a 16-entry
-// table holds (u - 8) * scale for the stored nibbles u = 0..15 (exact in fp32), and each lane looks
-// its weight up with vpermps, so a chunk of 32 weights costs two shifts, two lookups and two FMAs
-// per activation row. `xperm` holds the activations in chunk_column order. NB is a compile-time
-// constant so the accumulators stay in registers. Only the order of the sum differs from
-// x @ dequantize(W)^T.
 // The 32 dequantised weights of one chunk: shifts bring each lane's nibble low, vpermps looks it up.
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline void chunk_weights(const uint8_t* bytes,
                                                                                        __m512 table, __m512* first,
@@ -89,6 +82,13 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512 group_t
   return _mm512_mul_ps(centered, _mm512_set1_ps(scale_as_float(row_scales[g])));
 }
 
+// y_NO[n, o] = sum_i x[n, i] * code[o, i] * scale[o, i / group] for NB activation rows and output
+// rows [row_begin, row_end); fp32, group size and in_features multiples of 32. Per group a 16-entry
+// table holds (u - 8) * scale for the stored nibbles u = 0..15 (exact in fp32), and each lane looks
+// its weight up with vpermps, so a chunk of 32 weights costs two shifts, two lookups and two FMAs
+// per activation row. `xperm` holds the activations in chunk_column order. NB is a compile-time
+// constant so the accumulators stay in registers. Only the order of the sum differs from
+// x @ dequantize(W)^T.
 template <int NB, typename Scale>
 __attribute__((target("avx512f,avx512bw"))) void direct_rows_avx512(const PackedInt4Weight& weight,
                                                                       const Scale* scales, const float* xperm_NI,
