@@ -1,11 +1,11 @@
 // W4A16 inference on the CPU: y = x W^T where W stays packed (int32 words of eight 4-bit codes,
-// compressed-tensors layout) with one bf16 scale per group. Each worker dequantises a tile of
-// output rows into a small fp32 buffer (through a 16-entry table per group, so the inner loop is
-// a table lookup the compiler vectorises) and multiplies it with the activations as one GEMM; the
-// whole dequantised matrix never exists. Up to 16 rows of x (decoding, small batches) on a CPU with
-// AVX-512 take a direct path instead: each group's 32 codes are unpacked into registers, scaled and
-// multiplied into every row, so the packed weight is read once (an eighth of fp32's bytes) and no
-// tile is written. Either way the result equals x @ dequantize(W)^T up to summation order.
+// compressed-tensors layout) with one bf16 scale per group. Up to 16 rows of x (decoding, small
+// batches) on a CPU with AVX-512 take the direct kernels of w4a16_direct.h, which unpack in
+// registers and read the packed weight once. Otherwise each worker dequantises a tile of output
+// rows into a small fp32 buffer (through a 16-entry table per group, so the inner loop is a table
+// lookup the compiler vectorises) and multiplies it with the activations as one GEMM; the whole
+// dequantised matrix never exists. Either way the result equals x @ dequantize(W)^T up to
+// summation order.
 // Legend: N rows of activations, I in_features, O out_features, W = I/8 words, G = I/group groups.
 #pragma once
 
