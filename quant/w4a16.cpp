@@ -74,6 +74,9 @@ torch::Tensor dequantize_rows(const PackedInt4Weight& weight, int64_t row_begin,
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
   check(!(torch::GradMode::is_enabled() && x.requires_grad()),
         "W4A16 kernels are for inference; to train, load the INT4 directory dequantised into master weights");
+  check(x.device().is_cpu() && weight.packed_OW.device().is_cpu(), "W4A16 linear runs on the CPU; got input on ",
+        x.device(), " and the packed weight on ", weight.packed_OW.device(),
+        " (on a GPU, load the INT4 directory with --dequantize)");
   check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
         weight.in_features);
   const int64_t O = weight.out_features(), I = weight.in_features;

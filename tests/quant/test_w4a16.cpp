@@ -75,6 +75,8 @@ TEST(W4A16, RejectsMisuse) {
   testing::expect_error([&] { w4a16_linear(x, c.packed); }, {"inference", "dequantised"});
   torch::NoGradGuard no_grad;
   testing::expect_error([&] { w4a16_linear(torch::randn({2, 32}), c.packed); }, {"32 features", "expects 64"});
+  testing::expect_error([&] { w4a16_linear(torch::empty({2, 64}, torch::Device(torch::kMeta)), c.packed); },
+                        {"runs on the CPU", "input on meta", "--dequantize"});
 
   auto bad_scales = c.packed;
   bad_scales.scales_OG = bad_scales.scales_OG.narrow(1, 0, 1);
