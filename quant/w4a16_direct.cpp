@@ -73,11 +73,6 @@ std::vector<int32_t> groups_of_column_runs(int64_t runs, int64_t run, int64_t gr
   return groups;
 }
 
-// Independent accumulator chains per activation row, so few rows still keep the FMA units busy
-// (one chain would wait out each instruction's latency): blocks are taken kSteps<NB> at a time.
-template <int NB>
-constexpr int kSteps = NB >= 4 ? 1 : 4 / NB;
-
 // ---- bf16 activations: vdpbf16ps ----------------------------------------------------------------
 
 // Activation order of a 64-column block: the block's 32 packed bytes widen to 32 words, word b
@@ -136,10 +131,7 @@ __attribute__((target(K2F_AVX512_BF16), always_inline)) inline __m512 block_scal
 template <int NB>
 constexpr int kOutputRows = NB >= 8 ? 2 : 4;
 
-// y_NO[n, o..o+R) for NB activation rows (bf16, in bf16_block_order). Per 64-column block and
-// output row: one widening load, two table lookups and one scale vector; then per activation row
-// and output row two vdpbf16ps (the products code * x are exact in fp32) and one FMA with the
-// scales. Only fp32 summation order differs from x @ dequantize(W)^T.
+// What every tile of one bf16 call reads and writes.
 template <typename Scale>
 struct Bf16Operands {
   const uint8_t* packed;       // [O, I / 2] bytes
@@ -150,6 +142,11 @@ struct Bf16Operands {
   int64_t I, G, O;
 };
 
+// y_NO[n, o..o+R) for NB activation rows (bf16, in bf16_block_order). Per 64-column block and
+// output row: one widening load, two table lookups and one scale vector; then per activation row
+// and output row two vdpbf16ps (the products code * x are exact in fp32; vdpbf16ps reads subnormal
+// bf16 activations as zero) and one FMA with the scales. Only fp32 summation order differs from
+// x @ dequantize(W)^T.
 template <int NB, int R, typename Scale>
 __attribute__((target(K2F_AVX512_BF16), always_inline)) inline void bf16_row_tile(const Bf16Operands<Scale>& in,
                                                                                    __m512i table, int64_t o) {
@@ -232,6 +229,11 @@ __attribute__((target(K2F_AVX512_FP32), always_inline)) inline __m512 group_tabl
   const __m512 centered = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   return _mm512_mul_ps(centered, _mm512_set1_ps(scale_as_float(row_scales[g])));
 }
+
+// Independent accumulator chains per activation row, so few rows still keep the FMA units busy
+// (one chain would wait out each instruction's latency): chunks are taken kSteps<NB> at a time.
+template <int NB>
+constexpr int kSteps = NB >= 4 ? 1 : 4 / NB;
 
 // One 32-column chunk of one output row into NB activation rows' accumulator pairs
 // acc[2 * n * kStep], acc[2 * n * kStep + 1]: two shifts and two lookups in the group's table, then
