@@ -71,22 +71,13 @@ torch::Tensor dequantize_rows(const PackedInt4Weight& weight, int64_t row_begin,
   return out;
 }
 
-torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
-  check(!(torch::GradMode::is_enabled() && x.requires_grad()),
-        "W4A16 kernels are for inference; to train, load the INT4 directory dequantised into master weights");
-  check(x.device().is_cpu() && weight.packed_OW.device().is_cpu(), "W4A16 linear runs on the CPU; got input on ",
-        x.device(), " and the packed weight on ", weight.packed_OW.device(),
-        " (on a GPU, load the INT4 directory with --dequantize)");
-  check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
-        weight.in_features);
+torch::Tensor w4a16_linear_tiled(const torch::Tensor& x, const PackedInt4Weight& weight) {
   const int64_t O = weight.out_features(), I = weight.in_features;
   auto sizes = x.sizes().vec();
   sizes.back() = O;
-  const int64_t rows = x.numel() / I;
-  if (const auto kernel = direct::choose(weight, rows, x.scalar_type()); kernel != direct::Kernel::none)
-    return direct::linear(x.reshape({rows, I}), weight, kernel).reshape(sizes).to(x.scalar_type());
   const auto scales = weight.scales_OG.to(torch::kFloat32).contiguous();
-  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : x.scalar_type();
+  // fp32 (fp64 for fp64 x) whatever x's dtype, so every path computes the same exact product.
+  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const auto x_NI = x.reshape({-1, I}).to(compute).contiguous();
   auto y_NO = torch::empty({x_NI.size(0), O}, x_NI.options());
   const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(O, kTileBytes / (4 * I)));
@@ -102,6 +93,22 @@ torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weigh
     }
   });
   return y_NO.reshape(sizes).to(x.scalar_type());
+}
+
+torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
+  check(!(torch::GradMode::is_enabled() && x.requires_grad()),
+        "W4A16 kernels are for inference; to train, load the INT4 directory dequantised into master weights");
+  check(x.device().is_cpu() && weight.packed_OW.device().is_cpu(), "W4A16 linear runs on the CPU; got input on ",
+        x.device(), " and the packed weight on ", weight.packed_OW.device(),
+        " (on a GPU, load the INT4 directory with --dequantize)");
+  check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
+        weight.in_features);
+  const auto kernel = direct::choose(weight, x.scalar_type());
+  if (kernel == direct::Kernel::none) return w4a16_linear_tiled(x, weight);
+  const int64_t I = weight.in_features;
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight.out_features();
+  return direct::linear(x.reshape({-1, I}), weight, kernel).reshape(sizes).to(x.scalar_type());
 }
 
 std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight) {

@@ -1,11 +1,10 @@
 // W4A16 inference on the CPU: y = x W^T where W stays packed (int32 words of eight 4-bit codes,
-// compressed-tensors layout) with one bf16 scale per group. Up to 16 rows of x (decoding, small
-// batches) on a CPU with AVX-512 take the direct kernels of w4a16_direct.h, which unpack in
-// registers and read the packed weight once. Otherwise each worker dequantises a tile of output
-// rows into a small fp32 buffer (through a 16-entry table per group, so the inner loop is a table
-// lookup the compiler vectorises) and multiplies it with the activations as one GEMM; the whole
-// dequantised matrix never exists. Either way the result equals x @ dequantize(W)^T up to
-// summation order.
+// compressed-tensors layout) with one bf16 scale per group. On a CPU with AVX-512 the direct
+// kernels of w4a16_direct.h unpack in registers and never write dequantised weights. The portable
+// path (other CPUs, fp64) dequantises a tile of output rows at a time into a small fp32 buffer
+// (through a 16-entry table per group) and multiplies it with the activations as one GEMM; the
+// whole dequantised matrix never exists. Either way the result equals x @ dequantize(W)^T, with x
+// as given and the sum in fp32 (fp64 for fp64 x), up to summation order.
 // Legend: N rows of activations, I in_features, O out_features, W = I/8 words, G = I/group groups.
 #pragma once
 
@@ -28,6 +27,10 @@ struct PackedInt4Weight {
 
 // x [..., I] (bf16, fp16 or fp32) -> [..., O] in x's dtype. Inference only: x must not require grad.
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight);
+
+// The portable tiled path, whatever the CPU: what w4a16_linear runs where no direct kernel applies,
+// exposed so tests cover it on CPUs that have one.
+torch::Tensor w4a16_linear_tiled(const torch::Tensor& x, const PackedInt4Weight& weight);
 
 // A Linear kernel that computes with the packed weight (the module's own weight may be empty).
 std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight);

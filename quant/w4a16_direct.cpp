@@ -298,16 +298,15 @@ void with_scales(const PackedInt4Weight& weight, const WithPointer& with_pointer
 }  // namespace
 #endif
 
-Kernel choose(const PackedInt4Weight& weight, int64_t rows, torch::ScalarType x_dtype) {
+Kernel choose(const PackedInt4Weight& weight, torch::ScalarType x_dtype) {
 #if defined(__x86_64__)
-  if (rows > kMaxRows || x_dtype == torch::kFloat64 || weight.group_size % 32 != 0 || weight.in_features % 32 != 0 ||
+  if (x_dtype == torch::kFloat64 || weight.group_size % 32 != 0 || weight.in_features % 32 != 0 ||
       !cpu_has_avx512())
     return Kernel::none;
   if (x_dtype == torch::kBFloat16 && weight.in_features % 64 == 0 && cpu_has_avx512_bf16()) return Kernel::bf16_pairs;
   return Kernel::fp32;
 #else
   (void)weight;
-  (void)rows;
   (void)x_dtype;
   return Kernel::none;
 #endif

@@ -83,7 +83,8 @@ Json bench_quant(const Recipe& without_qat, const Recipe& with_qat, const QuantB
   check(options.train_steps > 0, "bench quant: --steps (", options.train_steps, ") must be positive");
   Json linears = Json::array();
   for (const auto& [in, out] : {std::pair{kK2Hidden, kK2ExpertWidth}, std::pair{kK2ExpertWidth, kK2Hidden}})
-    for (const int64_t batch : {1, 16}) linears.push_back(bench_linear(in, out, batch, options.min_seconds));
+    // Decoding (1), a small decode batch (16), and prefill or batched RL sampling (128).
+    for (const int64_t batch : {1, 16, 128}) linears.push_back(bench_linear(in, out, batch, options.min_seconds));
   const double plain = seconds_per_step(without_qat, options.train_steps);
   const double qat = seconds_per_step(with_qat, options.train_steps);
   return {{"benchmark", "quant"},

@@ -267,7 +267,7 @@ TEST(Cli, BenchQuantReportsPackLinearsAndQatOverhead) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const Json report = Json::parse(r.output);
   EXPECT_GT(report["pack"]["gb_per_s_of_bf16_input"].get<double>(), 0);
-  ASSERT_EQ(report["linear"].size(), 4u);
+  ASSERT_EQ(report["linear"].size(), 6u);
   std::set<std::tuple<int64_t, int64_t, int64_t>> shapes;
   for (const auto& linear : report["linear"]) {
     const int64_t in = linear["in_features"], out = linear["out_features"];
@@ -278,7 +278,8 @@ TEST(Cli, BenchQuantReportsPackLinearsAndQatOverhead) {
     EXPECT_GT(linear["bf16_ms"].get<double>(), 0);
   }
   EXPECT_EQ(shapes, (std::set<std::tuple<int64_t, int64_t, int64_t>>{
-                        {7168, 2048, 1}, {7168, 2048, 16}, {2048, 7168, 1}, {2048, 7168, 16}}));
+                        {7168, 2048, 1}, {7168, 2048, 16}, {7168, 2048, 128}, {2048, 7168, 1}, {2048, 7168, 16},
+                        {2048, 7168, 128}}));
   EXPECT_GT(report["qat_step"]["seconds_per_step_with_qat"].get<double>(), 0);
   EXPECT_GT(report["qat_step"]["seconds_per_step_without_qat"].get<double>(), 0);
 }

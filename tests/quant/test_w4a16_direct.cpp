@@ -1,8 +1,8 @@
 // quant/w4a16_direct.cpp: each AVX-512 kernel this CPU can run equals the exact product of the
 // activations it is given (bf16 ones for bf16_pairs) with dequantize(W), to fp32 summation
-// rounding, for every activation-row block (8, 4, 2, 1), output rows split unevenly across
-// threads, block counts that leave a remainder, group sizes 32 to 128 and bf16 or fp32 scales; and
-// choose() keeps fp64 and large batches off them.
+// rounding, for every activation-row block (8, 4, 2, 1) and more rows than one block, output rows
+// split unevenly across threads and tiles, group sizes 32 to 128 and bf16 or fp32 scales; and
+// choose() keeps fp64 and shapes off the kernels' blocks away from them.
 #include <gtest/gtest.h>
 
 #include "quant/int4_pack.h"
@@ -29,14 +29,15 @@ double relative_error(const torch::Tensor& got, const torch::Tensor& exact) {
   return (got.to(torch::kFloat64) - exact).abs().max().item<double>() / exact.abs().max().item<double>();
 }
 
-TEST(W4A16Direct, KeepsFp64AndLargeBatchesOnTheTiledPath) {
+TEST(W4A16Direct, KeepsFp64AndOddShapesOffTheirBlocks) {
   const auto c = make_case(8, 64, 32, 1);
-  EXPECT_EQ(choose(c.packed, 1, torch::kFloat64), Kernel::none);
-  EXPECT_EQ(choose(c.packed, kMaxRows + 1, torch::kBFloat16), Kernel::none);
-  EXPECT_EQ(choose(c.packed, kMaxRows + 1, torch::kFloat32), Kernel::none);
+  EXPECT_EQ(choose(c.packed, torch::kFloat64), Kernel::none);
   // 96 columns are not whole 64-column blocks: bf16 activations take the fp32 kernel, if any.
   const auto odd = make_case(8, 96, 32, 1);
-  EXPECT_NE(choose(odd.packed, 1, torch::kBFloat16), Kernel::bf16_pairs);
+  EXPECT_NE(choose(odd.packed, torch::kBFloat16), Kernel::bf16_pairs);
+  // 48 columns are not whole 32-column chunks.
+  const auto narrow = make_case(8, 48, 16, 1);
+  EXPECT_EQ(choose(narrow.packed, torch::kFloat32), Kernel::none);
 }
 
 TEST(W4A16Direct, EachAvailableKernelEqualsTheExactProduct) {
@@ -48,9 +49,9 @@ TEST(W4A16Direct, EachAvailableKernelEqualsTheExactProduct) {
     auto fp32_scales = c.packed;
     fp32_scales.scales_OG = c.packed.scales_OG.to(torch::kFloat32);
     for (const auto& weight : {c.packed, fp32_scales}) {
-      for (const int64_t N : {1, 2, 3, 5, 8, 13, 16}) {
+      for (const int64_t N : {1, 2, 3, 5, 8, 13, 16, 37}) {
         for (const auto dtype : {torch::kBFloat16, torch::kFloat32}) {
-          const Kernel kernel = choose(weight, N, dtype);
+          const Kernel kernel = choose(weight, dtype);
           if (kernel == Kernel::none) continue;
           ++kernels_run;
           const auto x = torch::randn({N, I}).to(dtype);
