@@ -73,6 +73,12 @@ std::vector<int32_t> groups_of_column_runs(int64_t runs, int64_t run, int64_t gr
   return groups;
 }
 
+// R output rows at a time for NB activation rows: each activation load serves R rows (with 8
+// activation rows of 7168 columns, x outgrows L1 and its loads would bound the kernel), and
+// R * NB >= 4 independent accumulator chains hide the FMA latency.
+template <int NB>
+constexpr int kOutputRows = NB >= 8 ? 2 : 4;
+
 // ---- bf16 activations: vdpbf16ps ----------------------------------------------------------------
 
 // Activation order of a 64-column block: the block's 32 packed bytes widen to 32 words, word b
@@ -124,12 +130,6 @@ __attribute__((target(K2F_AVX512_BF16), always_inline)) inline __m512 block_scal
                                                                                     int64_t first, int64_t second) {
   return _mm512_insertf32x8(_mm512_set1_ps(row_scales[first]), _mm256_set1_ps(row_scales[second]), 1);
 }
-
-// R output rows at a time for NB activation rows: each activation load serves R rows (with 8
-// activation rows of 7168 columns, x outgrows L1 and its loads would bound the kernel), and
-// R * NB >= 4 independent accumulator chains hide the FMA latency.
-template <int NB>
-constexpr int kOutputRows = NB >= 8 ? 2 : 4;
 
 // What every tile of one bf16 call reads and writes.
 template <typename Scale>
@@ -230,57 +230,64 @@ __attribute__((target(K2F_AVX512_FP32), always_inline)) inline __m512 group_tabl
   return _mm512_mul_ps(centered, _mm512_set1_ps(scale_as_float(row_scales[g])));
 }
 
-// Independent accumulator chains per activation row, so few rows still keep the FMA units busy
-// (one chain would wait out each instruction's latency): chunks are taken kSteps<NB> at a time.
-template <int NB>
-constexpr int kSteps = NB >= 4 ? 1 : 4 / NB;
+// What every tile of one fp32 call reads and writes.
+template <typename Scale>
+struct Fp32Operands {
+  const uint8_t* packed;        // [O, I / 2] bytes
+  const Scale* scales;          // [O, G]
+  const int32_t* chunk_groups;  // group of each 32-column chunk
+  const float* x_NI;            // fp32_chunk_order
+  float* y_NO;
+  int64_t I, G, O;
+};
 
-// One 32-column chunk of one output row into NB activation rows' accumulator pairs
-// acc[2 * n * kStep], acc[2 * n * kStep + 1]: two shifts and two lookups in the group's table, then
-// two FMAs per activation row.
-template <int NB, int kStep, typename Scale>
-__attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_chunk(const uint8_t* row, const Scale* row_scales,
-                                                                                int64_t q, const int32_t* chunk_groups,
-                                                                                const float* x_NI, int64_t I,
-                                                                                __m512* acc) {
-  __m512 first, second;
-  chunk_weights(row + q * 16, group_table(row_scales, chunk_groups[q]), &first, &second);
-  for (int n = 0; n < NB; ++n) {
-    const float* x = x_NI + n * I + q * 32;
-    acc[2 * n * kStep] = _mm512_fmadd_ps(first, _mm512_loadu_ps(x), acc[2 * n * kStep]);
-    acc[2 * n * kStep + 1] = _mm512_fmadd_ps(second, _mm512_loadu_ps(x + 16), acc[2 * n * kStep + 1]);
+// y_NO[n, o..o+R) for NB activation rows (fp32, in fp32_chunk_order). Per 32-column chunk and
+// output row: two shifts and two lookups in the group's table; then per activation row two loads
+// shared by the R output rows and two FMAs per output row. Only the order of the sum differs from
+// x @ dequantize(W)^T.
+template <int NB, int R, typename Scale>
+__attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_row_tile(const Fp32Operands<Scale>& in,
+                                                                                   int64_t o) {
+  const int64_t I = in.I, chunks = I / 32;
+  __m512 acc[R][NB];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm512_setzero_ps();
+  for (int64_t q = 0; q < chunks; ++q) {
+    __m512 first[R], second[R];
+    for (int r = 0; r < R; ++r) {
+      chunk_weights(in.packed + (o + r) * (I / 2) + q * 16, group_table(in.scales + (o + r) * in.G, in.chunk_groups[q]),
+                    &first[r], &second[r]);
+    }
+    for (int n = 0; n < NB; ++n) {
+      const __m512 x_first = _mm512_loadu_ps(in.x_NI + n * I + q * 32);
+      const __m512 x_second = _mm512_loadu_ps(in.x_NI + n * I + q * 32 + 16);
+      for (int r = 0; r < R; ++r)
+        acc[r][n] = _mm512_fmadd_ps(second[r], x_second, _mm512_fmadd_ps(first[r], x_first, acc[r][n]));
+    }
   }
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < NB; ++n) in.y_NO[n * in.O + o + r] = _mm512_reduce_add_ps(acc[r][n]);
 }
 
-// y_NO[n, o] for NB activation rows (fp32, in fp32_chunk_order) and output rows [row_begin,
-// row_end). Only the order of the sum differs from x @ dequantize(W)^T.
+// y_NO[n, o] for NB activation rows and output rows [row_begin, row_end).
 template <int NB, typename Scale>
 __attribute__((target(K2F_AVX512_FP32))) void fp32_rows(const PackedInt4Weight& weight, const Scale* scales,
                                                        const float* x_NI, int64_t row_begin, int64_t row_end,
                                                        float* y_NO) {
-  constexpr int kStep = kSteps<NB>;
-  const int64_t I = weight.in_features, G = I / weight.group_size, O = weight.out_features();
-  const int64_t chunks = I / 32;
-  const auto* packed = reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>());
-  const std::vector<int32_t> chunk_groups = groups_of_column_runs(chunks, 32, weight.group_size);
-  for (int64_t o = row_begin; o < row_end; ++o) {
-    const uint8_t* row = packed + o * (I / 2);
-    const Scale* row_scales = scales + o * G;
-    __m512 acc[NB * 2 * kStep];
-    for (auto& a : acc) a = _mm512_setzero_ps();
-    int64_t q = 0;
-    for (; q + kStep <= chunks; q += kStep) {
-#pragma GCC unroll 4
-      for (int k = 0; k < kStep; ++k)
-        fp32_chunk<NB, kStep>(row, row_scales, q + k, chunk_groups.data(), x_NI, I, acc + 2 * k);
-    }
-    for (; q < chunks; ++q) fp32_chunk<NB, kStep>(row, row_scales, q, chunk_groups.data(), x_NI, I, acc);
-    for (int n = 0; n < NB; ++n) {
-      __m512 total = acc[2 * n * kStep];
-      for (int k = 1; k < 2 * kStep; ++k) total = _mm512_add_ps(total, acc[2 * n * kStep + k]);
-      y_NO[n * O + o] = _mm512_reduce_add_ps(total);
-    }
-  }
+  constexpr int R = kOutputRows<NB>;
+  const int64_t I = weight.in_features;
+  const std::vector<int32_t> chunk_groups = groups_of_column_runs(I / 32, 32, weight.group_size);
+  const Fp32Operands<Scale> in{reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>()),
+                               scales,
+                               chunk_groups.data(),
+                               x_NI,
+                               y_NO,
+                               I,
+                               I / weight.group_size,
+                               weight.out_features()};
+  int64_t o = row_begin;
+  for (; o + R <= row_end; o += R) fp32_row_tile<NB, R>(in, o);
+  for (; o < row_end; ++o) fp32_row_tile<NB, 1>(in, o);
 }
 
 // Calls with_pointer(const uint16_t* or const float*) on the scales: bf16 scales in place, others
