@@ -85,8 +85,13 @@ Json bench_quant(const Recipe& without_qat, const Recipe& with_qat, const QuantB
   for (const auto& [in, out] : {std::pair{kK2Hidden, kK2ExpertWidth}, std::pair{kK2ExpertWidth, kK2Hidden}})
     // Decoding (1), a small decode batch (16), and prefill or batched RL sampling (128).
     for (const int64_t batch : {1, 16, 128}) linears.push_back(bench_linear(in, out, batch, options.min_seconds));
-  const double plain = seconds_per_step(without_qat, options.train_steps);
-  const double qat = seconds_per_step(with_qat, options.train_steps);
+  // Runs in the order plain, QAT, QAT, plain: a drift in the machine's speed (other tenants,
+  // clocks) then weighs on both sides alike instead of reading as QAT's overhead.
+  const double plain_first = seconds_per_step(without_qat, options.train_steps);
+  const double qat_first = seconds_per_step(with_qat, options.train_steps);
+  const double qat_second = seconds_per_step(with_qat, options.train_steps);
+  const double plain_second = seconds_per_step(without_qat, options.train_steps);
+  const double plain = (plain_first + plain_second) / 2, qat = (qat_first + qat_second) / 2;
   return {{"benchmark", "quant"},
           {"threads", at::get_num_threads()},
           {"pack", bench_pack(options.min_seconds)},
@@ -94,6 +99,9 @@ Json bench_quant(const Recipe& without_qat, const Recipe& with_qat, const QuantB
           {"qat_step",
            {{"recipe", with_qat.source()},
             {"steps", options.train_steps},
+            {"order", "without, with, with, without QAT; the figures are means of the two runs"},
+            {"runs_seconds_per_step_without_qat", {plain_first, plain_second}},
+            {"runs_seconds_per_step_with_qat", {qat_first, qat_second}},
             {"seconds_per_step_without_qat", plain},
             {"seconds_per_step_with_qat", qat},
             {"overhead", qat / plain - 1.0}}}};

@@ -282,6 +282,8 @@ TEST(Cli, BenchQuantReportsPackLinearsAndQatOverhead) {
                         {2048, 7168, 128}}));
   EXPECT_GT(report["qat_step"]["seconds_per_step_with_qat"].get<double>(), 0);
   EXPECT_GT(report["qat_step"]["seconds_per_step_without_qat"].get<double>(), 0);
+  EXPECT_EQ(report["qat_step"]["runs_seconds_per_step_with_qat"].size(), 2u);
+  EXPECT_EQ(report["qat_step"]["runs_seconds_per_step_without_qat"].size(), 2u);
 }
 
 TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {
