@@ -16,17 +16,25 @@ const char* grid_name(Grid grid) { return grid == Grid::k2 ? "k2" : "minmax"; }
 
 namespace detail {
 
-GroupCodes quantize_groups(const torch::Tensor& w_OI, const QuantOptions& options) {
+void check_quantizable(const torch::Tensor& w_OI, const QuantOptions& options) {
   check(w_OI.dim() == 2, "INT4 quantisation expects a 2-D weight [out, in], got ", w_OI.dim(), " dims");
   check(torch::isFloatingType(w_OI.scalar_type()), "INT4 quantisation expects a floating weight, got ",
         w_OI.scalar_type());
+  check(options.group_size > 0, "INT4 group_size must be positive, got ", options.group_size);
+  check(w_OI.size(1) % options.group_size == 0, "INT4 group_size (", options.group_size,
+        ") must divide in_features (", w_OI.size(1), ")");
+}
+
+float grid_max_code(Grid grid) { return grid == Grid::k2 ? 7.0F : 7.5F; }
+float grid_low_code(Grid grid) { return grid == Grid::k2 ? -7.0F : -8.0F; }
+
+GroupCodes quantize_groups(const torch::Tensor& w_OI, const QuantOptions& options) {
+  check_quantizable(w_OI, options);
   const int64_t group = options.group_size;
   const int64_t O = w_OI.size(0);
   const int64_t I = w_OI.size(1);
-  check(group > 0, "INT4 group_size must be positive, got ", group);
-  check(I % group == 0, "INT4 group_size (", group, ") must divide in_features (", I, ")");
-  const double max_code = options.grid == Grid::k2 ? 7.0 : 7.5;
-  const double low = options.grid == Grid::k2 ? -7.0 : -8.0;
+  const double max_code = grid_max_code(options.grid);
+  const double low = grid_low_code(options.grid);
 
   const auto w_OGg = w_OI.to(torch::kFloat32).reshape({O, I / group, group});
   const auto absmax_OG = w_OGg.abs().amax(-1);

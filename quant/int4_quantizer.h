@@ -49,6 +49,13 @@ struct GroupCodes {
   torch::Tensor scales_OG;  // bf16
 };
 GroupCodes quantize_groups(const torch::Tensor& w_OI, const QuantOptions& options);
+
+// The checks quantize_groups makes: a 2-D floating weight whose in_features the group size divides.
+void check_quantizable(const torch::Tensor& w_OI, const QuantOptions& options);
+
+// The grid's scale divisor (absmax / max_code) and lowest code.
+float grid_max_code(Grid grid);
+float grid_low_code(Grid grid);
 }  // namespace detail
 
 }  // namespace k2f::quant

@@ -1,7 +1,11 @@
 // quant/fake_quant.cpp: the forward equals dequantize(unpack(pack(quantize(w)))) bit for bit on
 // both grids (so QAT trains exactly the exported INT4 model), and the straight-through gradient
-// equals the upstream gradient exactly.
+// equals the upstream gradient exactly; the CPU's fused pass (contiguous fp32) equals the
+// whole-tensor path (taken by a strided view of the same values) bit for bit, ties, subnormals,
+// zero and non-finite groups included.
 #include <gtest/gtest.h>
+
+#include <limits>
 
 #include "quant/fake_quant.h"
 #include "quant/int4_pack.h"
@@ -39,6 +43,33 @@ TEST(FakeQuant, ForwardEqualsExportedInt4BitForBit) {
     // is not: its absmax 7s would get the scale 7s/7.5.)
     if (grid == Grid::k2) {
       EXPECT_TRUE(torch::equal(fp32_bits(fake_quantize(fake, options)), fp32_bits(fake)));
+    }
+  }
+}
+
+TEST(FakeQuant, FusedCpuPassEqualsTheWholeTensorPathBitForBit) {
+  torch::manual_seed(29);
+  // Magnitudes from subnormal to large, exact ties at code +-0.5 steps, and special groups.
+  auto w = torch::randn({64, 256}) * torch::pow(10.0, torch::randint(-40, 4, {64, 256}).to(torch::kFloat32) / 4);
+  w[0].narrow(0, 0, 32).copy_(torch::arange(-16, 16).to(torch::kFloat32) * 0.5);  // halves: ties to even
+  w[1].narrow(0, 0, 32).fill_(1e-40f);                                             // a subnormal group
+  w[2].narrow(0, 0, 32).zero_();
+  w[3][7] = std::numeric_limits<float>::quiet_NaN();
+  w[4][9] = std::numeric_limits<float>::infinity();
+  w[5][40] = -1e-30f;
+  for (const Grid grid : {Grid::k2, Grid::minmax}) {
+    for (const int64_t group : {32, 64, 128}) {
+      const QuantOptions options{group, grid};
+      const auto strided = w.t().contiguous().t();  // the same values, not contiguous: whole-tensor path
+      ASSERT_FALSE(strided.is_contiguous());
+      const auto fused = fake_quantize(w, options), whole = fake_quantize(strided, options);
+      // Bit for bit, except that a NaN's sign and payload are not compared.
+      const auto fused_bits = torch::where(torch::isnan(fused), torch::full_like(fp32_bits(fused), 0x7fc00000),
+                                           fp32_bits(fused));
+      const auto whole_bits = torch::where(torch::isnan(whole), torch::full_like(fp32_bits(whole), 0x7fc00000),
+                                           fp32_bits(whole));
+      EXPECT_TRUE(torch::equal(fused_bits, whole_bits)) << grid_name(grid) << " group " << group;
+      EXPECT_TRUE(torch::isnan(fused[3].narrow(0, 0, group)).all().item<bool>());
     }
   }
 }
