@@ -5,13 +5,17 @@
 
 #include <torch/types.h>
 
+#include <optional>
+
 #include "quant/int4_quantizer.h"
 
 namespace k2f::quant {
 
-// dequantize(quantize(w_OI)) with w_OI's dtype and the STE as its gradient. Bit for bit the
-// weight an exported pack-quantized checkpoint dequantises to (for fp32 w; rounded once more
-// to w's dtype otherwise).
-torch::Tensor fake_quantize(const torch::Tensor& w_OI, const QuantOptions& options);
+// dequantize(quantize(w_OI)) in out_dtype (default: w_OI's dtype) and the STE as its gradient (in
+// w_OI's dtype). Bit for bit the weight an exported pack-quantized checkpoint dequantises to, in
+// fp32, rounded once to out_dtype: equal to fake_quantize(w_OI, options).to(out_dtype), without
+// the fp32 copy.
+torch::Tensor fake_quantize(const torch::Tensor& w_OI, const QuantOptions& options,
+                            std::optional<torch::ScalarType> out_dtype = std::nullopt);
 
 }  // namespace k2f::quant

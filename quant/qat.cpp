@@ -17,7 +17,7 @@ class FakeQuantKernel : public model::LinearKernel {
  public:
   explicit FakeQuantKernel(QuantOptions options) : options_(options) {}
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight) const override {
-    return torch::nn::functional::linear(x, fake_quantize(weight, options_).to(x.scalar_type()));
+    return torch::nn::functional::linear(x, fake_quantize(weight, options_, x.scalar_type()));
   }
 
  private:

@@ -70,8 +70,23 @@ TEST(FakeQuant, FusedCpuPassEqualsTheWholeTensorPathBitForBit) {
                                            fp32_bits(whole));
       EXPECT_TRUE(torch::equal(fused_bits, whole_bits)) << grid_name(grid) << " group " << group;
       EXPECT_TRUE(torch::isnan(fused[3].narrow(0, 0, group)).all().item<bool>());
+      // Written in bf16 directly: the fp32 result rounded once, as .to(kBFloat16) rounds it.
+      const auto fused16 = fake_quantize(w, options, torch::kBFloat16);
+      EXPECT_EQ(fused16.scalar_type(), torch::kBFloat16);
+      const auto whole16 = fake_quantize(strided, options, torch::kBFloat16);
+      EXPECT_TRUE(torch::equal(torch::nan_to_num(fused16), torch::nan_to_num(fused.to(torch::kBFloat16))));
+      EXPECT_TRUE(torch::equal(torch::nan_to_num(whole16), torch::nan_to_num(fused.to(torch::kBFloat16))));
     }
   }
+}
+
+TEST(FakeQuant, Bf16OutputStillGivesTheMasterItsFp32Gradient) {
+  const auto master = fake_quant_test_weight().requires_grad_(true);
+  const auto upstream = torch::randn({16, 128}).to(torch::kBFloat16);
+  fake_quantize(master, {}, torch::kBFloat16).backward(upstream);
+  ASSERT_TRUE(master.grad().defined());
+  EXPECT_EQ(master.grad().scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(master.grad(), upstream.to(torch::kFloat32)));
 }
 
 TEST(FakeQuant, KeepsTheWeightDtype) {
