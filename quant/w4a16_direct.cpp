@@ -79,6 +79,34 @@ std::vector<int32_t> groups_of_column_runs(int64_t runs, int64_t run, int64_t gr
 template <int NB>
 constexpr int kOutputRows = NB >= 8 ? 2 : 4;
 
+// y_NO[n, o + r] = the sum of acc[r][n]'s lanes.
+template <int R, int NB>
+__attribute__((target(K2F_AVX512_FP32), always_inline)) inline void store_row_sums(const __m512 (&acc)[R][NB], int64_t o,
+                                                                                    int64_t O, float* y_NO) {
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < NB; ++n) y_NO[n * O + o + r] = _mm512_reduce_add_ps(acc[r][n]);
+}
+
+// What every tile of one call reads and writes; X is the activations' element (bf16 bits or fp32).
+template <typename Scale, typename X>
+struct Operands {
+  Operands(const PackedInt4Weight& weight, const Scale* scales, const X* x_NI, float* y_NO)
+      : packed(reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>())),
+        scales(scales),
+        run_groups(groups_of_column_runs(weight.in_features / 32, 32, weight.group_size)),
+        x_NI(x_NI),
+        y_NO(y_NO),
+        I(weight.in_features),
+        G(weight.in_features / weight.group_size),
+        O(weight.out_features()) {}
+  const uint8_t* packed;            // [O, I / 2] bytes
+  const Scale* scales;              // [O, G]
+  std::vector<int32_t> run_groups;  // the group of each 32-column run
+  const X* x_NI;                    // in the kernel's column order
+  float* y_NO;
+  int64_t I, G, O;
+};
+
 // ---- bf16 activations: vdpbf16ps ----------------------------------------------------------------
 
 // Activation order of a 64-column block: the block's 32 packed bytes widen to 32 words, word b
@@ -131,16 +159,6 @@ __attribute__((target(K2F_AVX512_BF16), always_inline)) inline __m512 block_scal
   return _mm512_insertf32x8(_mm512_set1_ps(row_scales[first]), _mm256_set1_ps(row_scales[second]), 1);
 }
 
-// What every tile of one bf16 call reads and writes.
-template <typename Scale>
-struct Bf16Operands {
-  const uint8_t* packed;       // [O, I / 2] bytes
-  const Scale* scales;         // [O, G]
-  const int32_t* half_groups;  // group of each 32-column half block
-  const uint16_t* x_NI;        // bf16 bits, bf16_block_order
-  float* y_NO;
-  int64_t I, G, O;
-};
 
 // y_NO[n, o..o+R) for NB activation rows (bf16, in bf16_block_order). Per 64-column block and
 // output row: one widening load, two table lookups and one scale vector; then per activation row
@@ -148,10 +166,10 @@ struct Bf16Operands {
 // bf16 activations as zero) and one FMA with the scales. Only fp32 summation order differs from
 // x @ dequantize(W)^T.
 template <int NB, int R, typename Scale>
-__attribute__((target(K2F_AVX512_BF16), always_inline)) inline void bf16_row_tile(const Bf16Operands<Scale>& in,
-                                                                                   __m512i table, int64_t o) {
+__attribute__((target(K2F_AVX512_BF16), always_inline)) inline void bf16_row_tile(
+    const Operands<Scale, uint16_t>& in, __m512i table, int64_t o) {
   const int64_t I = in.I, blocks = I / 64;
-  const int32_t* half_groups = in.half_groups;
+  const int32_t* half_groups = in.run_groups.data();
   __m512 acc[R][NB];
   for (auto& row : acc)
     for (auto& a : row) a = _mm512_setzero_ps();
@@ -172,8 +190,7 @@ __attribute__((target(K2F_AVX512_BF16), always_inline)) inline void bf16_row_til
       }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int n = 0; n < NB; ++n) in.y_NO[n * in.O + o + r] = _mm512_reduce_add_ps(acc[r][n]);
+  store_row_sums<R, NB>(acc, o, in.O, in.y_NO);
 }
 
 // y_NO[n, o] for NB activation rows and output rows [row_begin, row_end).
@@ -182,16 +199,7 @@ __attribute__((target(K2F_AVX512_BF16))) void bf16_rows(const PackedInt4Weight& 
                                                         const uint16_t* x_NI, int64_t row_begin, int64_t row_end,
                                                         float* y_NO) {
   constexpr int R = kOutputRows<NB>;
-  const int64_t I = weight.in_features;
-  const std::vector<int32_t> half_groups = groups_of_column_runs(I / 32, 32, weight.group_size);
-  const Bf16Operands<Scale> in{reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>()),
-                               scales,
-                               half_groups.data(),
-                               x_NI,
-                               y_NO,
-                               I,
-                               I / weight.group_size,
-                               weight.out_features()};
+  const Operands<Scale, uint16_t> in(weight, scales, x_NI, y_NO);
   const __m512i table = bf16_code_table();
   int64_t o = row_begin;
   for (; o + R <= row_end; o += R) bf16_row_tile<NB, R>(in, table, o);
@@ -230,23 +238,13 @@ __attribute__((target(K2F_AVX512_FP32), always_inline)) inline __m512 group_tabl
   return _mm512_mul_ps(centered, _mm512_set1_ps(scale_as_float(row_scales[g])));
 }
 
-// What every tile of one fp32 call reads and writes.
-template <typename Scale>
-struct Fp32Operands {
-  const uint8_t* packed;        // [O, I / 2] bytes
-  const Scale* scales;          // [O, G]
-  const int32_t* chunk_groups;  // group of each 32-column chunk
-  const float* x_NI;            // fp32_chunk_order
-  float* y_NO;
-  int64_t I, G, O;
-};
 
 // y_NO[n, o..o+R) for NB activation rows (fp32, in fp32_chunk_order). Per 32-column chunk and
 // output row: two shifts and two lookups in the group's table; then per activation row two loads
 // shared by the R output rows and two FMAs per output row. Only the order of the sum differs from
 // x @ dequantize(W)^T.
 template <int NB, int R, typename Scale>
-__attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_row_tile(const Fp32Operands<Scale>& in,
+__attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_row_tile(const Operands<Scale, float>& in,
                                                                                    int64_t o) {
   const int64_t I = in.I, chunks = I / 32;
   __m512 acc[R][NB];
@@ -255,7 +253,7 @@ __attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_row_til
   for (int64_t q = 0; q < chunks; ++q) {
     __m512 first[R], second[R];
     for (int r = 0; r < R; ++r) {
-      chunk_weights(in.packed + (o + r) * (I / 2) + q * 16, group_table(in.scales + (o + r) * in.G, in.chunk_groups[q]),
+      chunk_weights(in.packed + (o + r) * (I / 2) + q * 16, group_table(in.scales + (o + r) * in.G, in.run_groups[q]),
                     &first[r], &second[r]);
     }
     for (int n = 0; n < NB; ++n) {
@@ -265,8 +263,7 @@ __attribute__((target(K2F_AVX512_FP32), always_inline)) inline void fp32_row_til
         acc[r][n] = _mm512_fmadd_ps(second[r], x_second, _mm512_fmadd_ps(first[r], x_first, acc[r][n]));
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int n = 0; n < NB; ++n) in.y_NO[n * in.O + o + r] = _mm512_reduce_add_ps(acc[r][n]);
+  store_row_sums<R, NB>(acc, o, in.O, in.y_NO);
 }
 
 // y_NO[n, o] for NB activation rows and output rows [row_begin, row_end).
@@ -275,16 +272,7 @@ __attribute__((target(K2F_AVX512_FP32))) void fp32_rows(const PackedInt4Weight& 
                                                        const float* x_NI, int64_t row_begin, int64_t row_end,
                                                        float* y_NO) {
   constexpr int R = kOutputRows<NB>;
-  const int64_t I = weight.in_features;
-  const std::vector<int32_t> chunk_groups = groups_of_column_runs(I / 32, 32, weight.group_size);
-  const Fp32Operands<Scale> in{reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>()),
-                               scales,
-                               chunk_groups.data(),
-                               x_NI,
-                               y_NO,
-                               I,
-                               I / weight.group_size,
-                               weight.out_features()};
+  const Operands<Scale, float> in(weight, scales, x_NI, y_NO);
   int64_t o = row_begin;
   for (; o + R <= row_end; o += R) fp32_row_tile<NB, R>(in, o);
   for (; o < row_end; ++o) fp32_row_tile<NB, 1>(in, o);
