@@ -65,11 +65,11 @@ void in_row_blocks(int64_t N, const Rows& rows) {
   }
 }
 
-// The group of each run of `run` columns (runs = in_features / run): looked up in the kernels'
-// loops, where a division per run would cost as much as the run's arithmetic.
-std::vector<int32_t> groups_of_column_runs(int64_t runs, int64_t run, int64_t group_size) {
-  std::vector<int32_t> groups(runs);
-  for (int64_t r = 0; r < runs; ++r) groups[r] = static_cast<int32_t>(r * run / group_size);
+// The group of each 32-column run: looked up in the kernels' loops, where a division per run
+// would cost as much as the run's arithmetic.
+std::vector<int32_t> groups_of_32_column_runs(int64_t in_features, int64_t group_size) {
+  std::vector<int32_t> groups(in_features / 32);
+  for (size_t r = 0; r < groups.size(); ++r) groups[r] = static_cast<int32_t>(static_cast<int64_t>(r) * 32 / group_size);
   return groups;
 }
 
@@ -93,7 +93,7 @@ struct Operands {
   Operands(const PackedInt4Weight& weight, const Scale* scales, const X* x_NI, float* y_NO)
       : packed(reinterpret_cast<const uint8_t*>(weight.packed_OW.data_ptr<int32_t>())),
         scales(scales),
-        run_groups(groups_of_column_runs(weight.in_features / 32, 32, weight.group_size)),
+        run_groups(groups_of_32_column_runs(weight.in_features, weight.group_size)),
         x_NI(x_NI),
         y_NO(y_NO),
         I(weight.in_features),
