@@ -45,23 +45,16 @@ torch::Tensor all_to_all_rows(const Group& group, const torch::Tensor& input, co
         total(send_rows), " rows, the input has ", input.dim() >= 1 ? input.size(0) : 0);
   auto out_sizes = input.sizes().vec();
   out_sizes[0] = total(recv_rows);
-  auto output = torch::empty(out_sizes, input.options());
+  const auto staged = on_group_device(group, input);
+  auto output = torch::empty(out_sizes, staged.options());
   // Rows travel as bytes: the splits stay in rows and every dtype works on every backend.
   const int64_t row_bytes = c10::multiply_integers(input.sizes().slice(1)) * input.element_size();
-  auto in_bytes = input.contiguous().view({-1}).view(torch::kUInt8).view({input.size(0), row_bytes});
+  auto in_bytes = staged.view({-1}).view(torch::kUInt8).view({input.size(0), row_bytes});
   auto out_bytes = output.view({-1}).view(torch::kUInt8).view({out_sizes[0], row_bytes});
   auto send = send_rows;
   auto recv = recv_rows;
   wait_for(group->alltoall_base(out_bytes, in_bytes, recv, send));
-  return output;
-}
-
-void all_reduce_sum(const Group& group, torch::Tensor& tensor) {
-  check(group.defined(), "all_reduce_sum: this rank is not in the group");
-  std::vector<torch::Tensor> tensors{tensor};
-  c10d::AllreduceOptions options;
-  options.reduceOp = c10d::ReduceOp::SUM;
-  wait_for(group->allreduce(tensors, options));
+  return output.to(input.device());
 }
 
 torch::Tensor differentiable_all_to_all(const Group& group, const torch::Tensor& rows_RD,

@@ -113,8 +113,9 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const LaunchEnv& env) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-Group make_group(const DistributedContext& ctx, const c10::intrusive_ptr<c10d::Store>& store, int rank, int size) {
-  if (ctx.backend == "nccl") {
+Group make_group(const DistributedContext& ctx, const std::string& backend, const c10::intrusive_ptr<c10d::Store>& store,
+                 int rank, int size) {
+  if (backend == "nccl") {
 #if K2F_WITH_NCCL
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = ctx.timeout;
@@ -127,13 +128,7 @@ Group make_group(const DistributedContext& ctx, const c10::intrusive_ptr<c10d::S
 }
 
 std::string resolve_backend(const DistOptions& options) {
-  const std::string backend =
-      options.backend == "auto" ? (options.device == "cuda" ? "nccl" : "gloo") : options.backend;
-#if !K2F_WITH_NCCL
-  check(backend != "nccl", "parallel.backend \"nccl\" needs k2forge built against a CUDA LibTorch (K2F_WITH_NCCL); "
-        "this build has Gloo only");
-#endif
-  return backend;
+  return options.backend == "auto" ? (options.device == "cuda" ? "nccl" : "gloo") : options.backend;
 }
 
 }  // namespace
@@ -214,7 +209,6 @@ DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& opt
   options.validate();
   DistributedContext ctx;
   ctx.env = env;
-  ctx.backend = resolve_backend(options);
   ctx.timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0));
   check(!env.multi_host() || env.master_addr_set, "MASTER_ADDR must be set: the ", env.world_size,
         " ranks span several hosts (", env.local_size, " on this one), so 127.0.0.1 cannot be rank 0's address");
@@ -222,9 +216,7 @@ DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& opt
     configure_tensor_allocator();
     configure_intra_op_threads(env.local_size);
   }
-#if K2F_WITH_NCCL
-  if (ctx.backend == "nccl") c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % c10::cuda::device_count()));
-#endif
+  ctx.use_backend(resolve_backend(options));
   if (env.world_size == 1) {
     ctx.store = c10::make_intrusive<c10d::HashStore>();
   } else {
@@ -243,13 +235,29 @@ DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& opt
   }
   std::vector<int> all(static_cast<size_t>(env.world_size));
   for (int r = 0; r < env.world_size; ++r) all[r] = r;
-  ctx.world = ctx.new_group(all, "world");
+  ctx.world = ctx.make_group_of(all, "world", "gloo");
   log::info("rank ", env.rank, " of ", env.world_size, " (", env.launcher, ", local ", env.local_rank, " of ",
             env.local_size, "): ", ctx.backend, " via ", env.master_addr, ":", env.master_port);
   return ctx;
 }
 
+void DistributedContext::use_backend(const std::string& name) {
+  check(name == "gloo" || name == "nccl", "process-group backend \"", name, "\": expected gloo or nccl");
+#if K2F_WITH_NCCL
+  if (name == "nccl") c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % c10::cuda::device_count()));
+#else
+  check(name != "nccl", "parallel.backend \"nccl\" needs k2forge built against a CUDA LibTorch (K2F_WITH_NCCL); "
+        "this build has Gloo only");
+#endif
+  backend = name;
+}
+
 Group DistributedContext::new_group(const std::vector<int>& ranks, const std::string& tag) {
+  return make_group_of(ranks, tag, backend);
+}
+
+Group DistributedContext::make_group_of(const std::vector<int>& ranks, const std::string& tag,
+                                        const std::string& group_backend) {
   check(!ranks.empty(), "process group \"", tag, "\" has no ranks");
   std::string key = "group/" + tag + "/";
   int my_index = -1;
@@ -263,7 +271,7 @@ Group DistributedContext::new_group(const std::vector<int>& ranks, const std::st
   // A group over the same ranks and tag created again gets fresh keys (stale addresses otherwise).
   key += "#" + std::to_string(groups_created_[key]++);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>(key, store);
-  return make_group(*this, prefixed, my_index, static_cast<int>(ranks.size()));
+  return make_group(*this, group_backend, prefixed, my_index, static_cast<int>(ranks.size()));
 }
 
 void DistributedContext::check_on_all_ranks(const std::function<void()>& body) {
@@ -284,14 +292,12 @@ void DistributedContext::check_on_all_ranks(const std::function<void()>& body) {
   if (failed) store->set(key + std::to_string(env.rank), std::vector<uint8_t>(message.begin(), message.end()));
   auto failed_W = torch::zeros({env.world_size}, torch::kInt32);
   failed_W[env.rank] = failed ? 1 : 0;
-  if (backend == "nccl") failed_W = failed_W.to(torch::kCUDA);
   all_reduce_sum(world, failed_W);
-  failed_W = failed_W.cpu();
   for (int r = 0; r < env.world_size; ++r) {
     if (failed_W[r].item<int>() == 0) continue;
     const auto bytes = r == env.rank ? std::vector<uint8_t>(message.begin(), message.end()) : store->get(key + std::to_string(r));
     // Rank 0 hosts the store: nobody leaves (and takes the store down) before everyone has read.
-    auto read_W = torch::zeros({1}, failed_W.options().device(backend == "nccl" ? torch::kCUDA : torch::kCPU));
+    auto read_W = torch::zeros({1}, torch::kInt32);
     all_reduce_sum(world, read_W);
     throw AgreedFailure("rank " + std::to_string(r) + ": " + std::string(bytes.begin(), bytes.end()));
   }

@@ -1,6 +1,8 @@
 // Process bootstrap: who am I (rank, world, local rank) from whichever launcher started us
 // (OpenMPI, MPICH/PMI, torchrun, Slurm, or nothing = one process), then a c10d TCPStore rendezvous
-// and the world process group (Gloo on CPU, NCCL for CUDA). The environment is read through an
+// and the world process group. The world group is always Gloo: it carries agreement on failures
+// and host-side metadata, and exists before a recipe (and so the device) is known. The groups made
+// later (data, expert, pipeline) use the chosen backend: Gloo on CPU, NCCL for CUDA. The environment is read through an
 // injectable lookup so the parsing is unit-tested without processes; defaults work on one host.
 #pragma once
 
@@ -48,7 +50,8 @@ int default_master_port(const std::string& job_id);
 LaunchEnv detect_launch_env(const EnvLookup& env = process_env());
 
 struct DistOptions {
-  std::string backend = "auto";  // "auto" (nccl when device is cuda, else gloo) | "gloo" | "nccl"
+  // Of the groups new_group makes: "auto" (nccl when device is cuda, else gloo) | "gloo" | "nccl"
+  std::string backend = "auto";
   std::string device = "cpu";    // "cpu" | "cuda"
   double timeout_s = 300;        // every collective and the rendezvous
   bool configure_threads = true;  // intra-op threads = cores / local ranks (or OMP_NUM_THREADS)
@@ -64,7 +67,7 @@ class AgreedFailure : public Error {
 class DistributedContext {
  public:
   LaunchEnv env;
-  std::string backend;  // "gloo" | "nccl"
+  std::string backend;  // of the groups new_group makes: "gloo" | "nccl" (the world group is Gloo)
   std::chrono::milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
   Group world;
@@ -77,6 +80,10 @@ class DistributedContext {
   // made before). Every member must create the same groups in the same order (see
   // create_process_groups), since creation blocks until all members arrive.
   Group new_group(const std::vector<int>& ranks, const std::string& tag);
+
+  // Sets the backend of the groups made from now on (every rank alike). "nccl" needs a build with
+  // NCCL and makes cuda:(local rank % visible GPUs) this process's current device.
+  void use_backend(const std::string& name);
 
   // Runs `body` (typically config validation) on every rank, then agrees: if it threw k2f::Error on
   // any rank, every rank throws the lowest failing rank's message ("rank R: ...") instead of
@@ -95,8 +102,11 @@ class DistributedContext {
                                const std::function<void()>& release_groups = {});
 
  private:
+  friend DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& options);
   int64_t agreement_round_ = 0;
   std::map<std::string, int> groups_created_;  // by store prefix: members count alike
+
+  Group make_group_of(const std::vector<int>& ranks, const std::string& tag, const std::string& group_backend);
 };
 
 DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& options = {});

@@ -1,6 +1,9 @@
 // The communication vocabulary of parallel/: a process group handle and blocking collectives.
 // LibTorch 1.13 calls a backend (Gloo, NCCL) a c10d::ProcessGroup; 2.x calls it c10d::Backend and
 // wraps it. Both expose the same collectives, so k2forge holds the backend and names it `Group`.
+// Every collective here takes tensors on any device: those not on the group's device (host-side
+// counts and messages on an NCCL group, GPU tensors on a Gloo group) travel through a copy there
+// and come back where they were, so no caller needs to know which backend it talks to.
 // Legend: R rows exchanged, D hidden.
 #pragma once
 
@@ -27,6 +30,12 @@ using GroupBase = c10d::ProcessGroup;
 #endif
 using Group = c10::intrusive_ptr<GroupBase>;  // null: this rank is not a member
 
+// Where `group`'s backend takes its tensors: the current CUDA device for NCCL, the CPU otherwise.
+c10::Device group_device(const Group& group);
+
+// `tensor` on `group`'s device and contiguous: itself when it is both already, else a copy.
+torch::Tensor on_group_device(const Group& group, const torch::Tensor& tensor);
+
 // Blocks until `work` is done; the time adds to blocked_seconds().
 void wait_for(const c10::intrusive_ptr<c10d::Work>& work);
 // Seconds this process has spent blocked in parallel/'s communication so far (every wait above and
@@ -43,6 +52,9 @@ void all_reduce_sum(const Group& group, torch::Tensor& tensor);
 
 // In-place element-wise maximum over the group; blocks until done.
 void all_reduce_max(const Group& group, torch::Tensor& tensor);
+
+// In place: every rank's `tensor` (same shape and dtype on all) becomes group rank `root`'s.
+void broadcast(const Group& group, torch::Tensor& tensor, int root);
 
 // Every rank's `tensor` (same shape and dtype on all), in group-rank order; blocks until done.
 std::vector<torch::Tensor> all_gather(const Group& group, const torch::Tensor& tensor);

@@ -166,12 +166,7 @@ void broadcast_updated_shards(const NamedParameters& parameters, const std::vect
     const int me = group->getRank();
     exchange_pieces(
         values, value_shards, group->getSize(),
-        [&](torch::Tensor& flat, int holder) {
-          std::vector<torch::Tensor> buffers{flat};
-          c10d::BroadcastOptions options;
-          options.rootRank = holder;
-          wait_for(group->broadcast(buffers, options));
-        },
+        [&](torch::Tensor& flat, int holder) { broadcast(group, flat, holder); },
         [&](int holder) { return holder != me; });
   }
 }

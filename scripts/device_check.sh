@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU and Python torch (a CUDA LibTorch ships inside
 # it), build k2forge against that LibTorch with -DK2F_CUDA=ON, run the unit tests and the GPU
-# tests (label gpu: CUDA vs CPU parity, grouped expert GEMM, NCCL), then time one training step of
+# tests (label gpu: CUDA vs CPU parity, grouped expert GEMM, NCCL and Gloo collectives on GPU and
+# host tensors), train two ranks on the one GPU (ep 2, pp 2) against one CPU process, then time one training step of
 # the K2-width slice (recipes/k2_slice_h200.toml) with `k2forge bench train` beside the same slice
 # in PyTorch eager (scripts/k2_slice_eager.py), and print both with MFU against the bf16 GEMM rate
 # measured on the same GPU.
@@ -77,6 +78,37 @@ tail -3 "$out/build.log"
 status=0
 step "GPU tests (label gpu)"
 "$build/tests/k2f_gpu_tests" 2>&1 | tee "$out/gpu_tests.log" | grep -vE "^\[ RUN|^\[       OK" | tail -30 || status=1
+
+step "two ranks on the one GPU (Gloo mesh: NCCL takes one GPU per rank) against one CPU process"
+# torchrun-style variables start the ranks (no mpirun here). Expert parallel (ep 2) and a pipeline
+# (pp 2); each run's last loss beside the one-process CPU run of the same recipe.
+store="$out/python_docs_train.h5"
+"$build/bin/k2forge" data build --input "$root/assets/corpus/python_docs_train.jsonl" --tokenizer "$root/assets/tokenizer" \
+  --out "$store" --kind text > "$out/data_build.log" 2>&1 || status=1
+for recipe in tiny_moe_ep2 tiny_moe_pp2; do
+  common=(train --recipe "$root/recipes/$recipe.toml" --set "data.paths=$store" --set train.steps=10
+          --set "data.tokenizer=$root/assets/tokenizer" --set log.peak_tflops=1)
+  "$build/bin/k2forge" "${common[@]}" --set parallel.dp=1 --set parallel.ep=1 --set parallel.pp=1 \
+    --set "train.run_dir=$out/runs/$recipe-cpu" > "$out/$recipe-cpu.log" 2>&1 || status=1
+  pids=()
+  for rank in 0 1; do
+    RANK=$rank WORLD_SIZE=2 LOCAL_RANK=$rank LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29611 \
+      "$build/bin/k2forge" "${common[@]}" --set train.device=cuda --set parallel.backend=gloo \
+      --set "train.run_dir=$out/runs/$recipe-gpu2" > "$out/$recipe-gpu2-rank$rank.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  "$python" - "$out/runs/$recipe-cpu/metrics.jsonl" "$out/runs/$recipe-gpu2/metrics.jsonl" "$recipe" <<'PY' || status=1
+import json, sys
+def losses(path):
+    return [json.loads(line)["loss"] for line in open(path) if '"loss"' in line]
+cpu, gpu = losses(sys.argv[1]), losses(sys.argv[2])
+worst = max(abs(g - c) / abs(c) for c, g in zip(cpu, gpu))
+print(f"{sys.argv[3]}: 2 ranks on the GPU, {len(gpu)} steps, loss {gpu[0]:.6f} -> {gpu[-1]:.6f}; "
+      f"one CPU process {cpu[0]:.6f} -> {cpu[-1]:.6f}; largest relative difference {worst:.2e}")
+sys.exit(0 if len(gpu) == len(cpu) > 0 and worst < 1e-4 else 1)
+PY
+done
 
 step "k2forge bench train: the K2-width slice on the GPU"
 "$build/bin/k2forge" bench train --recipe "$root/recipes/k2_slice_h200.toml" --json | tee "$out/bench_k2forge.json" || status=1

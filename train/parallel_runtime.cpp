@@ -39,8 +39,10 @@ void ParallelRuntime::on_all_ranks(const std::function<void()>& body) const {
   }
 }
 
-void ParallelRuntime::create_groups() {
-  if (context_) groups_ = parallel::create_process_groups(*context_, parallel::Mesh(layout_));
+void ParallelRuntime::create_groups(const std::string& backend) {
+  if (!context_) return;
+  context_->use_backend(backend);
+  groups_ = parallel::create_process_groups(*context_, parallel::Mesh(layout_));
 }
 
 model::ModelPart ParallelRuntime::model_part(const model::ModelConfig& config) const {

@@ -47,8 +47,9 @@ class ParallelRuntime {
 
   // Runs `body` on every rank; if it throws on any, every rank throws that rank's message.
   void on_all_ranks(const std::function<void()>& body) const;
-  // Creates the dp / ep / expert-dp groups (collective over the world); a no-op in one process.
-  void create_groups();
+  // Creates the dp / ep / expert-dp / pp groups on `backend` ("gloo" | "nccl"; collective over
+  // the world, every rank alike); a no-op in one process.
+  void create_groups(const std::string& backend);
 
   // The routed experts this rank holds, and the dispatcher that reaches the others (null: local).
   model::ExpertSlice expert_slice(const model::ModelConfig& config) const;

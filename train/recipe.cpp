@@ -122,6 +122,8 @@ std::vector<KeySpec> train_keys() {
       {"parallel.schedule", KeyType::String, "1f1b", "pipeline schedule: gpipe, 1f1b or interleaved"},
       {"parallel.zero1", KeyType::Bool, false, "ZeRO-1: shard optimizer state over the ranks replicating each parameter"},
       {"parallel.timeout_s", KeyType::Float, 300.0, "timeout of the rendezvous and of every collective"},
+      {"parallel.backend", KeyType::String, "auto",
+       "process groups of the mesh: auto (nccl when train.device is cuda, else gloo), gloo or nccl"},
       {"debug.nan_at_step", KeyType::Int, 0, "tests only: make the loss NaN from this 1-based step (0: never)"},
       {"debug.nan_steps", KeyType::Int, 1, "tests only: for this many consecutive steps"},
       {"debug.fail_at_step", KeyType::Int, 0, "tests only: throw an error at the start of this 1-based step (0: never)"},

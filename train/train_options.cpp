@@ -11,6 +11,11 @@ int64_t TrainOptions::accumulation_steps(int64_t dp_size) const {
   return global_batch_size / (dp_size * micro_batch_size);
 }
 
+std::string TrainOptions::group_backend() const {
+  if (backend != "auto") return backend;
+  return device.rfind("cuda", 0) == 0 ? "nccl" : "gloo";
+}
+
 parallel::ParallelLayout TrainOptions::resolved_layout(int64_t world_size) const {
   auto resolved = layout;
   if (resolved.dp == 0 && resolved.pp >= 1 && world_size % resolved.pp == 0) resolved.dp = world_size / resolved.pp;
@@ -26,15 +31,28 @@ void validate_layout(const TrainOptions& o, int64_t world_size) {
   check(o.collective_timeout_s > 0, "parallel.timeout_s (", o.collective_timeout_s, ") must be > 0");
   o.resolved_layout(world_size).validate(world_size, o.model, "parallel");
 }
+
+// NCCL takes GPU tensors only. Its point-to-point operations between two ranks run in order on one
+// stream, so a stage sending activations while its neighbour sends gradients back waits forever
+// unless the pairs are batched (Megatron's send-forward-receive-backward); the pipeline executor
+// does not batch them yet, so pipelines over NCCL are refused and Gloo carries them instead.
+void validate_backend(const TrainOptions& o, const c10::Device& compute_device, int64_t world_size) {
+  check(o.backend == "auto" || o.backend == "gloo" || o.backend == "nccl", "parallel.backend (\"", o.backend,
+        "\") must be one of auto, gloo, nccl");
+  const int64_t pp = o.resolved_layout(world_size).pp;
+  check(world_size == 1 || pp == 1 || o.group_backend() != "nccl", "parallel.pp (", pp, ") over NCCL (parallel.backend \"",
+        o.backend, "\", train.device \"", o.device, "\"): the pipeline's sends and receives are not batched for NCCL ",
+        "yet and could wait on each other; set parallel.backend = \"gloo\" (activations then pass through host ",
+        "memory) or parallel.pp = 1");
+  check(o.backend != "nccl" || compute_device.is_cuda(), "parallel.backend \"nccl\" needs train.device \"cuda\" (it is \"",
+        o.device, "\"): NCCL moves GPU tensors only");
+}
 }  // namespace
 
 void TrainOptions::validate(int64_t world_size) const {
   validate_layout(*this, world_size);
   const int64_t dp_size = resolved_layout(world_size).dp;
-  const auto compute_device = parse_device(device, "train.device");
-  check(world_size == 1 || compute_device.is_cpu(), "train.device (\"", device, "\") with ", world_size,
-        " ranks: multi-rank training on CUDA (NCCL groups in the trainer) is not wired yet; use one rank per run "
-        "on a GPU, or train.device = \"cpu\"");
+  validate_backend(*this, parse_device(device, "train.device"), world_size);
   check(steps > 0, "train.steps (", steps, ") must be positive");
   check(max_bad_steps >= 1, "train.max_bad_steps (", max_bad_steps, ") must be >= 1");
   check(debug_nan_at_step >= 0 && debug_nan_steps >= 1, "debug.nan_at_step (", debug_nan_at_step,
@@ -134,6 +152,7 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.layout.schedule = r.get_string("parallel.schedule");
   o.layout.zero1 = r.get_bool("parallel.zero1");
   o.collective_timeout_s = r.get_float("parallel.timeout_s");
+  o.backend = r.get_string("parallel.backend");
   const std::string router_dtype = r.get_string("train.router_dtype");
   check(router_dtype == "fp32" || router_dtype == "fp64", "train.router_dtype (\"", router_dtype,
         "\") must be \"fp32\" or \"fp64\"");

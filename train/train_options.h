@@ -46,6 +46,7 @@ struct TrainOptions {
   quant::QatOptions qat_options;
   parallel::ParallelLayout layout;  // layout.dp 0: the number of ranks / layout.pp
   double collective_timeout_s = 300;
+  std::string backend = "auto";  // parallel.backend of the mesh's groups: auto, gloo or nccl
   bool router_fp64 = false;  // train.router_dtype "fp64"
   int64_t max_bad_steps = 5;     // consecutive non-finite steps (each skipped) before stopping
   int64_t debug_nan_at_step = 0;  // tests: the loss is NaN for steps [at, at + count), 1-based
@@ -56,6 +57,8 @@ struct TrainOptions {
 
   // The layout for `world_size` ranks, with dp 0 replaced by world_size / pp.
   parallel::ParallelLayout resolved_layout(int64_t world_size) const;
+  // parallel.backend with "auto" resolved: nccl when train.device is a GPU, gloo otherwise.
+  std::string group_backend() const;
   // Micro-batches per optimizer step on each of `dp_size` ranks.
   int64_t accumulation_steps(int64_t dp_size = 1) const;
   // Everything, including the parallel layout for `world_size` ranks.

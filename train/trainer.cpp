@@ -75,7 +75,7 @@ Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options,
   }
   parallel_ = std::make_unique<ParallelRuntime>(std::move(context), options_.resolved_layout(world_size));
   device_ = device_for_local_rank(parse_device(options_.device, "train.device"), parallel_->local_rank());
-  parallel_->create_groups();
+  parallel_->create_groups(options_.group_backend());
   // Reads files and allocates without communicating: a missing store or a damaged checkpoint on
   // one rank stops every rank with its message instead of leaving them waiting.
   parallel_->on_all_ranks([this] { set_up(); });

@@ -12,6 +12,7 @@
 #include "parallel/bootstrap.h"
 #include "parallel/comm.h"
 #include "tests/model/tiny_config.h"
+#include "tests/parallel/collective_checks.h"
 #include "tests/train/trainer_fixture.h"
 #include "train/trainer.h"
 
@@ -132,16 +133,24 @@ TEST(Cuda, TrainerStepsOnTheGpuFollowTheCpuRun) {
   EXPECT_EQ(resumed.completed_steps(), 3);
 }
 
-TEST(Cuda, NcclGroupOfOneRankSumsOnTheGpu) {
+// The world group is Gloo; the mesh's groups are NCCL. Each collective takes GPU tensors and host
+// tensors (counts, messages, checkpoint pieces) on either backend and returns them where they were.
+TEST(Cuda, NcclGroupsTakeHostAndGpuTensors) {
   K2F_REQUIRE_GPU();
   parallel::DistOptions options;
   options.device = "cuda";
   options.configure_threads = false;
   auto context = parallel::init_distributed(parallel::LaunchEnv{}, options);
   EXPECT_EQ(context.backend, "nccl");
-  auto values = torch::arange(4, torch::TensorOptions().dtype(torch::kFloat32).device(kGpu));
-  parallel::all_reduce_sum(context.world, values);
-  EXPECT_TRUE(torch::equal(values.cpu(), torch::arange(4, torch::kFloat32)));
+  EXPECT_EQ(context.world->getBackendName(), "gloo");
+  const auto nccl = context.new_group({0}, "mesh");
+  EXPECT_EQ(nccl->getBackendName(), "nccl");
+  EXPECT_EQ(parallel::group_device(nccl), kGpu);
+  for (const auto& group : {nccl, context.world}) {
+    SCOPED_TRACE(group->getBackendName());
+    testing::expect_collectives_keep_values_and_device(group, kGpu);
+    testing::expect_collectives_keep_values_and_device(group, c10::Device(c10::kCPU));
+  }
 }
 
 }  // namespace

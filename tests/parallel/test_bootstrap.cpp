@@ -2,8 +2,10 @@
 // error messages, option validation, and a one-process world (in-memory store, Gloo of size 1).
 #include <gtest/gtest.h>
 
+#include "base/device.h"
 #include "parallel/bootstrap.h"
 #include "test_util.h"
+#include "tests/parallel/collective_checks.h"
 
 namespace k2f::parallel {
 namespace {
@@ -158,6 +160,28 @@ TEST(InitDistributed, OneProcessWorldRunsCollectivesAndAgreement) {
                {"parallel.ep (3) must divide parallel.dp (4)"});
   expect_error([&] { ctx.new_group({0, 0}, "twice"); }, {"process group \"twice\"", "ascending"});
   expect_error([&] { ctx.new_group({0, 1}, "too_big"); }, {"process group \"too_big\"", "in [0, 1)"});
+}
+
+TEST(InitDistributed, CollectivesOnGlooKeepHostTensorsOnTheHost) {
+  DistOptions o;
+  o.configure_threads = false;
+  auto ctx = init_distributed(detect({}), o);
+  EXPECT_EQ(group_device(ctx.world), c10::Device(c10::kCPU));
+  testing::expect_collectives_keep_values_and_device(ctx.world, c10::Device(c10::kCPU));
+  testing::expect_collectives_keep_values_and_device(ctx.new_group({0}, "mesh"), c10::Device(c10::kCPU));
+}
+
+TEST(InitDistributed, TheWorldGroupIsGlooWhateverTheMeshBackend) {
+  if (built_with_cuda()) GTEST_SKIP() << "a CUDA build has NCCL: Cuda.NcclGroupsTakeHostAndGpuTensors covers it";
+  DistOptions o;
+  o.configure_threads = false;
+  auto ctx = init_distributed(detect({}), o);
+  EXPECT_EQ(ctx.world->getBackendName(), "gloo");
+  expect_error([&] { ctx.use_backend("mpi"); }, {"backend \"mpi\"", "expected gloo or nccl"});
+  expect_error([&] { ctx.use_backend("nccl"); }, {"parallel.backend \"nccl\"", "CUDA LibTorch", "Gloo only"});
+  EXPECT_EQ(ctx.backend, "gloo");  // unchanged by the refusals
+  o.device = "cuda";
+  expect_error([&] { init_distributed(detect({}), o); }, {"parallel.backend \"nccl\"", "Gloo only"});
 }
 
 }  // namespace

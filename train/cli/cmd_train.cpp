@@ -33,7 +33,7 @@ int check_recipe(const train::Recipe& recipe, const parallel::LaunchEnv& launch)
             << " steps x " << o.global_batch_size << " sequences x " << o.seq_len << " tokens, "
             << o.accumulation_steps(layout.dp) << " micro-batches of " << o.micro_batch_size << " per step"
             << (world_size > 1 ? " on each of " + std::to_string(world_size) + " ranks (dp " + std::to_string(layout.dp) +
-                                     ", ep " + std::to_string(layout.ep) + ")"
+                                     ", ep " + std::to_string(layout.ep) + ", " + o.group_backend() + " groups)"
                                : std::string())
             << "\n";
   return 0;

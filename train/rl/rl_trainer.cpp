@@ -162,7 +162,7 @@ RlTrainer::RlTrainer(RlOptions options, RlRunOptions run_options, std::shared_pt
   parallel::ParallelLayout layout;
   layout.dp = W;
   parallel_ = std::make_unique<ParallelRuntime>(std::move(context), layout);
-  parallel_->create_groups();
+  parallel_->create_groups("gloo");  // rollouts and updates run on the CPU
   parallel_->on_all_ranks([this] { set_up(); });
   if (parallel_->is_main()) {
     fs::create_directories(options_.train.run_dir);
