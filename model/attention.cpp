@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "base/matmul.h"
 
 namespace k2f::model {
 namespace {
@@ -76,14 +77,14 @@ torch::Tensor MultiHeadLatentAttentionImpl::attend_expanded(const Queries& q, co
 
   const auto q_BHTQ = torch::cat({q.nope_BTHN, q.pe_BTHR}, -1).transpose(1, 2);
   const auto k_BHSQ = torch::cat({k_nope_BSHN, rope_key_BSR.unsqueeze(2).expand({B, S, H, rope_dim_})}, -1).transpose(1, 2);
-  auto scores_BHTS = (torch::matmul(q_BHTQ, k_BHSQ.transpose(-1, -2)) * softmax_scale_).to(accumulate_dtype(dtype));
+  auto scores_BHTS = (k2f::matmul(q_BHTQ, k_BHSQ.transpose(-1, -2)) * softmax_scale_).to(accumulate_dtype(dtype));
   scores_BHTS = scores_BHTS.masked_fill(allowed_BTS.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
   if (record_max_logits) {  // running maximum over the forwards of one optimizer step
     const auto batch_max_H = scores_BHTS.detach().amax({0, 2, 3}).to(torch::kFloat32);
     max_logits_H = max_logits_H.defined() ? torch::maximum(max_logits_H, batch_max_H) : batch_max_H;
   }
   const auto probs_BHTS = torch::softmax(scores_BHTS, -1).to(dtype);
-  const auto out_BHTV = torch::matmul(probs_BHTS, v_BSHV.transpose(1, 2));
+  const auto out_BHTV = k2f::matmul(probs_BHTS, v_BSHV.transpose(1, 2));
   return out_BHTV.transpose(1, 2).reshape({B, T, H * value_dim_});
 }
 
@@ -99,18 +100,18 @@ torch::Tensor MultiHeadLatentAttentionImpl::attend_absorbed(const Queries& q, co
 
   // q_nope . (W_UK c) = (q_nope W_UK) . c: queries moved into latent space, one product per head.
   const auto q_nope_HMN = q.nope_BTHN.reshape({B * T, H, nope_dim_}).transpose(0, 1);
-  const auto q_latent_BML = torch::bmm(q_nope_HMN, w_uk_HNL).view({H, B, T, kv_lora_rank_}).permute({1, 2, 0, 3})
+  const auto q_latent_BML = k2f::bmm(q_nope_HMN, w_uk_HNL).view({H, B, T, kv_lora_rank_}).permute({1, 2, 0, 3})
                                 .reshape({B, T * H, kv_lora_rank_});
   const auto q_pe_BMR = q.pe_BTHR.reshape({B, T * H, rope_dim_});
-  const auto scores_BMS = torch::bmm(q_latent_BML, latent_BSL.transpose(1, 2)) + torch::bmm(q_pe_BMR, rope_key_BSR.transpose(1, 2));
+  const auto scores_BMS = k2f::bmm(q_latent_BML, latent_BSL.transpose(1, 2)) + k2f::bmm(q_pe_BMR, rope_key_BSR.transpose(1, 2));
   auto scores_BTHS = (scores_BMS * softmax_scale_).to(accumulate_dtype(dtype)).view({B, T, H, S});
   scores_BTHS = scores_BTHS.masked_fill(allowed_BTS.logical_not().unsqueeze(2), -std::numeric_limits<float>::infinity());
   const auto probs_BMS = torch::softmax(scores_BTHS, -1).to(dtype).view({B, T * H, S});
 
   // probs @ (c W_UV^T) = (probs @ c) W_UV^T: the weighted sum stays in latent space until the end.
-  const auto out_latent_HML = torch::bmm(probs_BMS, latent_BSL).view({B, T, H, kv_lora_rank_}).permute({2, 0, 1, 3})
+  const auto out_latent_HML = k2f::bmm(probs_BMS, latent_BSL).view({B, T, H, kv_lora_rank_}).permute({2, 0, 1, 3})
                                   .reshape({H, B * T, kv_lora_rank_});
-  const auto out_HMV = torch::bmm(out_latent_HML, w_uv_HVL.transpose(1, 2));
+  const auto out_HMV = k2f::bmm(out_latent_HML, w_uv_HVL.transpose(1, 2));
   return out_HMV.view({H, B, T, value_dim_}).permute({1, 2, 0, 3}).reshape({B, T, H * value_dim_});
 }
 

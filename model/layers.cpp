@@ -1,7 +1,8 @@
 #include "model/layers.h"
 
 #include <torch/nn/functional/activation.h>
-#include <torch/nn/functional/linear.h>
+
+#include "base/matmul.h"
 
 namespace k2f::model {
 
@@ -12,7 +13,7 @@ LinearImpl::LinearImpl(int64_t in_features_, int64_t out_features_)
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) const {
   if (kernel) return kernel->forward(x, weight);
-  return torch::nn::functional::linear(x, weight.to(x.scalar_type()));
+  return k2f::linear(x, weight.to(x.scalar_type()));
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : weight(register_parameter("weight", torch::ones({dim}))), eps(eps_) {}

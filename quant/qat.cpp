@@ -2,9 +2,8 @@
 
 #include <map>
 
-#include <torch/nn/functional/linear.h>
-
 #include "base/error.h"
+#include "base/matmul.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_pack.h"
 #include "quant/w4a16.h"
@@ -17,7 +16,7 @@ class FakeQuantKernel : public model::LinearKernel {
  public:
   explicit FakeQuantKernel(QuantOptions options) : options_(options) {}
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight) const override {
-    return torch::nn::functional::linear(x, fake_quantize(weight, options_, x.scalar_type()));
+    return k2f::linear(x, fake_quantize(weight, options_, x.scalar_type()));
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "train/optim/newton_schulz.h"
 
+#include "base/matmul.h"
+
 namespace k2f::train {
 
 torch::Tensor newton_schulz5(const torch::Tensor& G, torch::ScalarType dtype, int steps) {
@@ -9,9 +11,9 @@ torch::Tensor newton_schulz5(const torch::Tensor& G, torch::ScalarType dtype, in
   X = X / (X.norm() + 1e-7);
   if (tall) X = X.t();
   for (int i = 0; i < steps; ++i) {
-    const auto A = torch::matmul(X, X.t());
-    const auto B = b * A + c * torch::matmul(A, A);
-    X = a * X + torch::matmul(B, X);
+    const auto A = k2f::matmul(X, X.t());
+    const auto B = b * A + c * k2f::matmul(A, A);
+    X = a * X + k2f::matmul(B, X);
   }
   return tall ? X.t() : X;
 }
