@@ -244,7 +244,11 @@ DistributedContext init_distributed(const LaunchEnv& env, const DistOptions& opt
 void DistributedContext::use_backend(const std::string& name) {
   check(name == "gloo" || name == "nccl", "process-group backend \"", name, "\": expected gloo or nccl");
 #if K2F_WITH_NCCL
-  if (name == "nccl") c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % c10::cuda::device_count()));
+  if (name == "nccl") {
+    const int visible = c10::cuda::device_count();
+    check(visible > 0, "parallel.backend \"nccl\": no CUDA device is visible to rank ", env.rank);
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % visible));
+  }
 #else
   check(name != "nccl", "parallel.backend \"nccl\" needs k2forge built against a CUDA LibTorch (K2F_WITH_NCCL); "
         "this build has Gloo only");

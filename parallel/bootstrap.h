@@ -2,8 +2,9 @@
 // (OpenMPI, MPICH/PMI, torchrun, Slurm, or nothing = one process), then a c10d TCPStore rendezvous
 // and the world process group. The world group is always Gloo: it carries agreement on failures
 // and host-side metadata, and exists before a recipe (and so the device) is known. The groups made
-// later (data, expert, pipeline) use the chosen backend: Gloo on CPU, NCCL for CUDA. The environment is read through an
-// injectable lookup so the parsing is unit-tested without processes; defaults work on one host.
+// later (data, expert, pipeline) use the chosen backend: Gloo on CPU, NCCL for CUDA. The
+// environment is read through an injectable lookup so the parsing is unit-tested without
+// processes; defaults work on one host.
 #pragma once
 
 #include <chrono>
