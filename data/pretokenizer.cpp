@@ -4,21 +4,10 @@
 #include <pcre2.h>
 
 #include "base/error.h"
+#include "data/tiktoken_regex.h"
 
 namespace k2f::data {
 namespace {
-
-std::string build_kimi_pattern() {
-  const std::string ws = R"(\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
-  const std::string s = "[" + ws + "]", not_s = "[^" + ws + "]";
-  const std::string upper = R"((?:(?!\p{Han})[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]))";
-  const std::string lower = R"((?:(?!\p{Han})[\p{Ll}\p{Lm}\p{Lo}\p{M}]))";
-  const std::string contraction = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)?)";
-  const std::string lead = R"([^\r\n\p{L}\p{N}]?)";
-  return R"([\p{Han}]+|)" + lead + upper + "*" + lower + "+" + contraction + "|" + lead + upper + "+" + lower + "*" +
-         contraction + R"(|\p{N}{1,3}| ?[^)" + ws + R"(\p{L}\p{N}]+[\r\n]*|)" + s + R"(*[\r\n]+|)" + s + "+(?!" +
-         not_s + ")|" + s + "+";
-}
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
@@ -29,7 +18,16 @@ std::string pcre2_message(int code) {
 }  // namespace
 
 const std::string& kimi_pattern() {
-  static const std::string pattern = build_kimi_pattern();
+  // As the released tokenization_kimi.py joins its pat_str pieces with "|" (K2_REFERENCE section 6).
+  static const std::string pattern =
+      R"([\p{Han}]+)"
+      R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+      R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+      R"(|\p{N}{1,3})"
+      R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+      R"(|\s*[\r\n]+)"
+      R"(|\s+(?!\S))"
+      R"(|\s+)";
   return pattern;
 }
 
@@ -40,12 +38,18 @@ struct Pretokenizer::Compiled {
   }
 };
 
-Pretokenizer::Pretokenizer(const std::string& pattern) : pattern_(pattern), compiled_(std::make_unique<Compiled>()) {
+Pretokenizer::Pretokenizer(const std::string& pattern)
+    : pattern_(pattern), pcre2_pattern_(tiktoken_to_pcre2(pattern)), compiled_(std::make_unique<Compiled>()) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                  PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset, nullptr);
-  check(compiled_->code != nullptr, "pre-tokenisation pattern: ", pcre2_message(error), " at offset ", offset);
+  // Rust's `.` excludes only \n: say so whatever newline convention this PCRE2 was built with.
+  pcre2_compile_context* context = pcre2_compile_context_create(nullptr);
+  pcre2_set_newline(context, PCRE2_NEWLINE_LF);
+  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre2_pattern_.data()), pcre2_pattern_.size(),
+                                  PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset, context);
+  pcre2_compile_context_free(context);
+  check(compiled_->code != nullptr, "pre-tokenisation pattern: ", pcre2_message(error), " at offset ", offset,
+        " of its PCRE2 translation ", pcre2_pattern_);
   const int jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE);
   check(jit == 0, "pre-tokenisation pattern: JIT compilation failed: ", pcre2_message(jit));
 }

@@ -1,4 +1,5 @@
-// The regex split that runs before byte-pair merging (tiktoken's "pattern"). Compiled once with
+// The regex split that runs before byte-pair merging (tiktoken's "pattern"). The pattern is
+// written in tiktoken's syntax, translated to PCRE2 (data/tiktoken_regex.h) and compiled once with
 // PCRE2 (UTF + UCP + JIT). Input need not be valid UTF-8: it is matched with
 // PCRE2_MATCH_INVALID_UTF, where an invalid byte never matches, and every run of bytes between
 // two matches (only invalid bytes: the pattern covers every valid character) becomes its own
@@ -12,13 +13,13 @@
 
 namespace k2f::data {
 
-// Kimi-K2's pre-tokenisation regex (K2_REFERENCE section 6) in PCRE2 syntax, same meaning:
-// `[X&&[^\p{Han}]]` becomes `(?:(?!\p{Han})[X])`, and `\s`/`\S` spell out Unicode White_Space
-// (tiktoken's Rust regex semantics; PCRE2's \s lacks U+0085).
+// Kimi-K2's pre-tokenisation regex (K2_REFERENCE section 6) as the released tokenizer writes it,
+// in tiktoken's syntax.
 const std::string& kimi_pattern();
 
 class Pretokenizer {
  public:
+  // `pattern` in tiktoken's syntax; throws naming a construct that has no PCRE2 equivalent.
   explicit Pretokenizer(const std::string& pattern);
   ~Pretokenizer();
   Pretokenizer(const Pretokenizer&) = delete;
@@ -27,11 +28,13 @@ class Pretokenizer {
   // Calls `on_piece` for each piece of `text`, in order; the pieces concatenate to `text`.
   void split(std::string_view text, const std::function<void(std::string_view)>& on_piece) const;
 
-  const std::string& pattern() const { return pattern_; }
+  const std::string& pattern() const { return pattern_; }              // tiktoken syntax, as given
+  const std::string& pcre2_pattern() const { return pcre2_pattern_; }  // what PCRE2 compiles
 
  private:
   struct Compiled;
   std::string pattern_;
+  std::string pcre2_pattern_;
   std::unique_ptr<Compiled> compiled_;
 };
 

@@ -12,6 +12,7 @@
 #include "base/json_io.h"
 #include "data/base64.h"
 #include "data/sha256.h"
+#include "data/tiktoken_regex.h"
 
 namespace k2f::data {
 namespace {
@@ -134,11 +135,13 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   auto tokens = read_tiktoken_model(dir + "/tiktoken.model");
   auto config = read_tokenizer_config(dir + "/tokenizer_config.json");
   std::string pattern = kimi_pattern();
-  const std::string pattern_path = dir + "/pattern.txt";
+  const std::string pattern_path = dir + "/pattern.txt", released_path = dir + "/tokenization_kimi.py";
   if (fs::exists(pattern_path)) {
     pattern = read_text_file(pattern_path);
     while (!pattern.empty() && (pattern.back() == '\n' || pattern.back() == '\r')) pattern.pop_back();
     check(!pattern.empty(), pattern_path, ": empty pattern");
+  } else if (fs::exists(released_path)) {
+    pattern = read_tokenization_py_pattern(released_path);
   }
   try {
     return Tokenizer(std::move(tokens), std::move(config.specials), pattern, config.eos_content);

@@ -1,7 +1,8 @@
 // A tiktoken-format BPE tokenizer (Kimi-K2's format). A tokenizer directory holds
 //   tiktoken.model         one "base64(bytes) rank" line per mergeable token, ranks 0..n-1
 //   tokenizer_config.json  HF layout; added_tokens_decoder {"id": {"content": ..}} = special tokens
-//   pattern.txt            optional pre-tokenisation regex (PCRE2); default: kimi_pattern()
+//   pattern.txt            optional pre-tokenisation regex in tiktoken's syntax; else the pat_str of a
+//                          released tokenization_kimi.py; else kimi_pattern()
 // Encoding is tiktoken's: split with the regex, then byte-pair merge each piece by lowest rank.
 // Special tokens are produced only for the ids a caller allows; decode returns the exact bytes.
 #pragma once

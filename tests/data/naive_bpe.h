@@ -14,10 +14,12 @@
 
 namespace k2f::testing {
 
-// Kimi's regex in PCRE2 written out by hand (tiktoken's \s is Unicode White_Space, spelled as WS).
+// Kimi's regex in PCRE2 written out by hand: tiktoken's \s is Unicode White_Space (spelled as WS),
+// its bare \p{Han} is the Han script (PCRE2's bare \p{Han} is Script_Extensions: \p{sc:Han}), and
+// its class intersection [X&&[^Han]] is "X unless Han".
 inline std::string naive_kimi_pattern() {
   std::string p =
-      R"([\p{Han}]+|[^\r\n\p{L}\p{N}]?(?:(?!\p{Han})[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}])*(?:(?!\p{Han})[\p{Ll}\p{Lm}\p{Lo}\p{M}])+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?(?:(?!\p{Han})[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}])+(?:(?!\p{Han})[\p{Ll}\p{Lm}\p{Lo}\p{M}])*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^WS\p{L}\p{N}]+[\r\n]*|[WS]*[\r\n]+|[WS]+(?![^WS])|[WS]+)";
+      R"([\p{sc:Han}]+|[^\r\n\p{L}\p{N}]?(?:(?![\p{sc:Han}])[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}])*(?:(?![\p{sc:Han}])[\p{Ll}\p{Lm}\p{Lo}\p{M}])+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?(?:(?![\p{sc:Han}])[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}])+(?:(?![\p{sc:Han}])[\p{Ll}\p{Lm}\p{Lo}\p{M}])*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^WS\p{L}\p{N}]+[\r\n]*|[WS]*[\r\n]+|[WS]+(?![^WS])|[WS]+)";
   const std::string ws = R"(\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
   for (size_t at = p.find("WS"); at != std::string::npos; at = p.find("WS", at + ws.size())) p.replace(at, 2, ws);
   return p;

@@ -12,6 +12,7 @@
 #include "data/base64.h"
 #include "data/document_reader.h"
 #include "data/pretokenizer.h"
+#include "data/tiktoken_regex.h"
 #include "data/tokenizer.h"
 #include "data/naive_bpe.h"
 #include "test_util.h"
@@ -77,7 +78,63 @@ TEST(Tokenizer, HandBuiltRanksMergeLowestRankLeftmostFirst) {
 }
 
 TEST(Tokenizer, DefaultPatternIsTheHandWrittenTranslation) {
-  EXPECT_EQ(kimi_pattern(), testing::naive_kimi_pattern());
+  EXPECT_EQ(tiktoken_to_pcre2(kimi_pattern()), testing::naive_kimi_pattern());
+  EXPECT_EQ(asset_tokenizer().pattern(), kimi_pattern());
+}
+
+// The independent reference (tests/reference/kimi_pretokenizer_reference.py, mrab-regex).
+nlohmann::json released_reference() {
+  return read_json_file(std::string(K2F_SOURCE_DIR) + "/tests/reference/kimi_released_pattern_ids.json");
+}
+
+// A tokenizer directory as Moonshot ships it: no pattern.txt; the pattern is the pat_str of
+// tokenization_kimi.py, a "|".join of raw string literals, laid out here as the released file does.
+void write_released_layout(const ScratchDir& dir) {
+  std::filesystem::copy_file(kAssets + "/tokenizer/tiktoken.model", dir / "tiktoken.model");
+  std::filesystem::copy_file(kAssets + "/tokenizer/tokenizer_config.json", dir / "tokenizer_config.json");
+  std::ofstream file(dir / "tokenization_kimi.py");
+  file << "import tiktoken\n\n\nclass TikTokenTokenizer:\n    num_reserved_special_tokens = 256\n\n"
+       << "    pat_str = \"|\".join(\n        [\n";
+  const auto reference = released_reference();
+  for (const auto& piece : reference["released_pieces"])
+    file << "            r\"\"\"" << piece.get<std::string>() << "\"\"\",  # one alternative\n";
+  file << "        ]\n    )\n";
+}
+
+TEST(Tokenizer, ReleasedLayoutEncodesAsTheIndependentReference) {
+  const ScratchDir dir("released-tokenizer");
+  write_released_layout(dir);
+  const auto reference = released_reference();
+  EXPECT_EQ(reference["pattern"].get<std::string>(), kimi_pattern());
+  const Tokenizer tokenizer = Tokenizer::load(dir.str());
+  EXPECT_EQ(tokenizer.pattern(), kimi_pattern());
+  const Pretokenizer pretokenizer(tokenizer.pattern());
+  for (const auto& item : reference["cases"]) {
+    const std::string text = item["text"];
+    std::vector<std::string> pieces;
+    pretokenizer.split(text, [&](std::string_view piece) { pieces.emplace_back(piece); });
+    EXPECT_EQ(pieces, item["pieces"].get<std::vector<std::string>>()) << text;
+    EXPECT_EQ(as_int(tokenizer.encode(text)), item["ids"].get<std::vector<int>>()) << text;
+  }
+}
+
+TEST(Tokenizer, ReleasedLayoutWithoutAPatternIsAnErrorNamingTheFile) {
+  const ScratchDir dir("released-tokenizer-bad");
+  write_released_layout(dir);
+  std::ofstream(dir / "tokenization_kimi.py", std::ios::trunc) << "class TikTokenTokenizer:\n    pass\n";
+  expect_error([&] { Tokenizer::load(dir.str()); }, {"tokenization_kimi.py", "pat_str"});
+}
+
+TEST(Tokenizer, PatternTxtInTiktokenSyntaxKeepsItsMeaning) {
+  // The released text copied to pattern.txt: intersection read as intersection, not as the
+  // literal characters '&' and ']' (which PCRE2 would make of it).
+  const ScratchDir dir("pattern-txt");
+  write_released_layout(dir);
+  std::filesystem::remove(dir / "tokenization_kimi.py");
+  std::ofstream(dir / "pattern.txt") << kimi_pattern() << "\n";
+  const Tokenizer tokenizer = Tokenizer::load(dir.str());
+  EXPECT_EQ(tokenizer.encode("a&&]b"), asset_tokenizer().encode("a&&]b"));
+  EXPECT_EQ(tokenizer.hash(), asset_tokenizer().hash());
 }
 
 TEST(Tokenizer, MatchesNaiveBpeOnRealText) {
