@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -31,7 +33,7 @@ void write_text_file_atomic(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    check(out.good(), temporary, ": cannot open for writing");
+    check(out.good(), temporary, ": cannot open for writing (", std::strerror(errno), ")");
     out << text;
     out.flush();
     if (!out.good()) {

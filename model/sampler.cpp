@@ -119,6 +119,11 @@ std::vector<GeneratedSequence> generate(KimiForCausalLM& lm, const std::vector<s
     longest = std::max(longest, prompts[b].size());
   }
   const int64_t P = static_cast<int64_t>(longest);
+  // Before the cache is sized: positions past the model's trained range are a request error.
+  const int64_t max_positions = lm->model->config.max_position_embeddings;
+  check(options.max_new_tokens <= max_positions - P, "generate: the longest prompt (", P, " tokens) plus ",
+        options.max_new_tokens, " new tokens exceed the model's max_position_embeddings (", max_positions,
+        "): at most ", std::max<int64_t>(0, max_positions - P), " new tokens fit");
 
   // Left-aligned padding: row b's prompt ends at slot P-1, so every row decodes at the same slot.
   auto prompt_BP = torch::zeros({B, P}, torch::kInt64);

@@ -49,9 +49,9 @@ std::string CheckpointManager::save(int64_t step, const NamedTensors& model_stat
   fs::create_directories(run_dir_);
   const fs::path final_dir = fs::path(run_dir_) / step_dir_name(step);
   const fs::path temporary = fs::path(run_dir_) / ("." + step_dir_name(step) + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(temporary);
-  fs::create_directories(temporary);
   try {
+    fs::remove_all(temporary);
+    fs::create_directories(temporary);
     Json files = Json::object();
     for (const auto& [kind, state] : {std::make_pair(std::string("model"), &model_state),
                                       std::make_pair(std::string("optimizer"), &optimizer_state)}) {

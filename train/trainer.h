@@ -54,6 +54,8 @@ class Trainer {
   // The signal that stopped the last run() early (0: it ran to its end).
   int stopped_by_signal() const { return stopped_by_signal_; }
   const ParallelRuntime& parallel_runtime() const { return *parallel_; }
+  // This rank's optimizer state (slots and step count) under the checkpoint's names.
+  std::vector<std::pair<std::string, torch::Tensor>> optimizer_state() const { return optimizer_->state_tensors(); }
 
  private:
   void set_up();

@@ -336,6 +336,16 @@ TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("=== row 0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("=== row 1"), std::string::npos) << r.output;
+
+  // A request past the model's positions is refused before the KV cache is sized (it would ask
+  // the allocator for gigabytes).
+  r = run_command(kBinary + " generate --model " + (dir / "model") + " --tokenizer " + kSource +
+                  "/assets/tokenizer --tokens-json " + (dir / "p.json") + " --max-new-tokens 100000000");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--max-new-tokens (100000000) plus the longest prompt (3 tokens) exceed the model's "
+                          "max_position_embeddings (4096, " + (dir / "model") + "/config.json): at most 4093 new tokens fit"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("allocate"), std::string::npos) << r.output;
 }
 
 TEST(CliBadInput, GenerateOptions) {

@@ -1,7 +1,8 @@
 // Faults of a real `k2forge train` process (train/stop_signals.cpp, train/checkpoint.cpp, the
 // trainer's step checks): SIGTERM stops after the step with a checkpoint and exit 0 and the rerun
 // continues exactly; a second signal exits at once and the last checkpoint still resumes; a
-// checkpoint that cannot be written (file-size limit) leaves the previous one intact and says so.
+// checkpoint that cannot be written (file-size limit, permissions) leaves the previous one intact
+// and says so.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "base/json_io.h"
 #include "e2e/e2e_paths.h"
@@ -123,6 +126,54 @@ TEST(TrainFaults, CheckpointThatCannotBeWrittenKeepsThePreviousOneAndSaysSo) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   EXPECT_EQ(latest(dir / "run"), "step-000006\n");
+}
+
+// The same with the run directory made read-only: writes are refused by permissions. Root passes
+// permission checks through CAP_DAC_OVERRIDE, so as root the run drops it (setpriv, util-linux).
+// Read-only from the start, the run stops before training, naming the file; made read-only mid-run
+// (17 steps before the next checkpoint falls due), the checkpoint write fails and the previous one
+// is intact.
+TEST(TrainFaults, CheckpointRefusedByPermissionsKeepsThePreviousOneAndSaysSo) {
+  const bool root = ::geteuid() == 0;
+  if (root && run_command("command -v setpriv").exit_code != 0) GTEST_SKIP() << "running as root without setpriv";
+  ScratchDir dir("train-faults");
+  const auto store = corpus_store(dir);
+  const std::string command = train_command(dir, store, "run", 40, 32, 20);
+  const std::string unprivileged = root ? "setpriv --bounding-set -dac_override,-dac_read_search " : "";
+  auto r = run_command(command + " --stop-after 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(latest(dir / "run"), "step-000002\n");
+  const fs::perms read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                              fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+
+  fs::permissions(dir / "run", read_only);
+  r = run_command(unprivileged + command);
+  fs::permissions(dir / "run", fs::perms::owner_all, fs::perm_options::add);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("recipe.resolved.toml"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Permission denied"), std::string::npos) << r.output;
+  EXPECT_EQ(latest(dir / "run"), "step-000002\n");
+
+  const pid_t pid = spawn_command(unprivileged + command, dir / "run.log");
+  ASSERT_TRUE(wait_for_logged_steps(dir / "run", 3));  // step 3 of this invocation's 40
+  fs::permissions(dir / "run", read_only);
+  const int exit_code = wait_for_exit(pid, 300);
+  fs::permissions(dir / "run", fs::perms::owner_all, fs::perm_options::add);
+  const std::string log = read_text_file(dir / "run.log");
+  EXPECT_EQ(exit_code, 1) << log;
+  for (const std::string fragment : {"checkpoint step-000020", "could not be written", "Permission denied",
+                                     "the previous checkpoint step-000002 is intact"}) {
+    EXPECT_NE(log.find(fragment), std::string::npos) << "missing \"" << fragment << "\" in " << log;
+  }
+  EXPECT_EQ(latest(dir / "run"), "step-000002\n");
+  for (const auto& entry : fs::directory_iterator(dir / "run")) {
+    EXPECT_EQ(entry.path().filename().string().find(".step-"), std::string::npos) << "left behind: " << entry.path();
+  }
+
+  r = run_command(command);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  EXPECT_EQ(latest(dir / "run"), "step-000040\n");
 }
 
 }  // namespace

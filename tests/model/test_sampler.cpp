@@ -312,6 +312,12 @@ TEST(Generate, BadOptionsAndPromptsNameTheValue) {
   testing::expect_error([&] { generate(lm, {{1, 2}, {3, 64}}, options); },
                         {"prompt 1 holds token id 64 outside the vocabulary [0, 64)"});
   testing::expect_error([&] { generate(lm, {{1, 2}, {}}, options); }, {"prompt 1 is empty"});
+  const int64_t positions = lm->model->config.max_position_embeddings;
+  options.max_new_tokens = positions - 5;  // the longest prompt has 6 tokens
+  testing::expect_error([&] { generate(lm, kPrompts, options); },
+                        {"the longest prompt (6 tokens) plus " + std::to_string(positions - 5) +
+                             " new tokens exceed the model's max_position_embeddings (" + std::to_string(positions) +
+                             "): at most " + std::to_string(positions - 6) + " new tokens fit"});
 }
 
 }  // namespace

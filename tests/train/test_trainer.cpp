@@ -1,10 +1,12 @@
 // train/trainer.cpp: resume is exact (2N steps straight == N + resume + N, every loss and the final
 // weights bitwise, in fp32 and bf16), micro-batching does not change training, damaged
-// checkpoints fall back to the previous one, and a checkpoint of another config is refused.
+// checkpoints fall back to the previous one, a checkpoint of another config is refused, and a step
+// whose loss or gradient is not finite changes neither the weights nor the optimizer state.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "model/kimi_model.h"
 #include "trainer_fixture.h"
@@ -154,6 +156,20 @@ bool same_state(model::KimiForCausalLM& model, const std::vector<torch::Tensor>&
   return true;
 }
 
+std::vector<torch::Tensor> optimizer_copy(const Trainer& trainer) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& [name, tensor] : trainer.optimizer_state()) copies.push_back(tensor.detach().clone());
+  return copies;
+}
+
+bool same_optimizer_state(const Trainer& trainer, const std::vector<torch::Tensor>& copies) {
+  const auto state = trainer.optimizer_state();
+  if (state.size() != copies.size()) return false;
+  for (size_t i = 0; i < state.size(); ++i)
+    if (!torch::equal(state[i].second, copies[i])) return false;
+  return true;
+}
+
 TEST(Trainer, NonFiniteStepIsSkippedAndChangesNothing) {
   testing::ScratchDir dir("trainer");
   auto options = testing::tiny_train_options(dir, "run");
@@ -163,15 +179,43 @@ TEST(Trainer, NonFiniteStepIsSkippedAndChangesNothing) {
   EXPECT_FALSE(trainer.train_step(0).skipped);
   EXPECT_FALSE(trainer.train_step(1).skipped);
   const auto before = state_copy(trainer.model());  // weights, router biases: every tensor
+  const auto optimizer_before = optimizer_copy(trainer);
   const auto bad = trainer.train_step(2);
   EXPECT_TRUE(bad.skipped);
   EXPECT_EQ(bad.skipped_steps, 1);
   EXPECT_TRUE(same_state(trainer.model(), before));
+  EXPECT_TRUE(same_optimizer_state(trainer, optimizer_before));
   const auto next = trainer.train_step(3);
   EXPECT_FALSE(next.skipped);
   EXPECT_EQ(next.skipped_steps, 1);
   EXPECT_TRUE(std::isfinite(next.loss));
   EXPECT_FALSE(same_state(trainer.model(), before));
+}
+
+TEST(Trainer, NonFiniteGradientWithAFiniteLossIsSkippedAndLeavesTheOptimizerStateUnchanged) {
+  testing::ScratchDir dir("trainer");
+  auto options = testing::tiny_train_options(dir, "run");
+  options.steps = 4;
+  Trainer trainer(options, quiet());
+  EXPECT_FALSE(trainer.train_step(0).skipped);
+  EXPECT_FALSE(trainer.train_step(1).skipped);
+  const auto before = state_copy(trainer.model());
+  const auto optimizer_before = optimizer_copy(trainer);
+  // One parameter's gradient becomes infinite in backward; the forward (and the loss) is untouched.
+  torch::Tensor embedding = trainer.model()->model->embed_tokens->weight;
+  const auto hook = embedding.register_hook(
+      [](const torch::Tensor& grad) { return torch::full_like(grad, std::numeric_limits<float>::infinity()); });
+  const auto bad = trainer.train_step(2);
+  embedding.remove_hook(hook);
+  EXPECT_TRUE(bad.skipped);
+  EXPECT_TRUE(std::isfinite(bad.loss)) << bad.loss;
+  EXPECT_FALSE(std::isfinite(bad.grad_norm)) << bad.grad_norm;
+  EXPECT_EQ(bad.skipped_steps, 1);
+  EXPECT_TRUE(same_state(trainer.model(), before));
+  EXPECT_TRUE(same_optimizer_state(trainer, optimizer_before));
+  const auto next = trainer.train_step(3);
+  EXPECT_FALSE(next.skipped);
+  EXPECT_FALSE(same_optimizer_state(trainer, optimizer_before));
 }
 
 TEST(Trainer, ConsecutiveNonFiniteStepsStopNamingTheFirstAndKeepTheLastGoodCheckpoint) {

@@ -105,6 +105,18 @@ std::vector<int64_t> stop_ids(const cxxopts::ParseResult& parsed, const data::To
   return ids;
 }
 
+// A request past the model's positions is refused before the KV cache is allocated (which would
+// otherwise die in the allocator asking for gigabytes).
+void check_fits_positions(const std::vector<std::vector<int64_t>>& prompts, int64_t max_new_tokens,
+                          const model::ModelConfig& config, const std::string& model_dir) {
+  size_t longest = 0;
+  for (const auto& prompt : prompts) longest = std::max(longest, prompt.size());
+  const int64_t room = config.max_position_embeddings - static_cast<int64_t>(longest);
+  check(max_new_tokens <= room, "--max-new-tokens (", max_new_tokens, ") plus the longest prompt (", longest,
+        " tokens) exceed the model's max_position_embeddings (", config.max_position_embeddings, ", ", model_dir,
+        "/config.json): at most ", std::max<int64_t>(0, room), " new tokens fit");
+}
+
 // --run-tools: every row is an episode of the RL rollout engine, so tool calls are parsed, run and
 // answered exactly as during RL. Rows print when all are done; --out adds the tool messages.
 int generate_with_tools(model::KimiForCausalLM& lm, const data::Tokenizer& tokenizer,
@@ -207,6 +219,7 @@ int run_generate(const Args& args) {
         " tokens does not fit the model's vocab_size ", config.vocab_size);
   lm->compute_dtype = dtype;
   lm->eval();
+  check_fits_positions(prompts, generation.max_new_tokens, config, model_dir);
   generation.stop_token_ids = stop_ids(parsed, tokenizer, config);
   if (run_tools) return generate_with_tools(lm, tokenizer, prompts, generation, max_tool_calls, parsed);
 

@@ -13,7 +13,14 @@ void RolloutOptions::validate(const std::string& prefix) const {
 }
 
 Policy model_policy(model::KimiForCausalLM lm) {
-  return [lm](const std::vector<std::vector<int64_t>>& contexts, const model::GenerationOptions& options) mutable {
+  return [lm](const std::vector<std::vector<int64_t>>& contexts, model::GenerationOptions options) mutable {
+    // Tool results grow the context between rounds: a turn may take only the positions left
+    // (its rows end "length", so the episode is truncated), and none left means no turn at all.
+    size_t longest = 0;
+    for (const auto& context : contexts) longest = std::max(longest, context.size());
+    const int64_t room = lm->model->config.max_position_embeddings - static_cast<int64_t>(longest);
+    if (room <= 0) return std::vector<model::GeneratedSequence>(contexts.size());
+    options.max_new_tokens = std::min(options.max_new_tokens, room);
     return model::generate(lm, contexts, options);
   };
 }

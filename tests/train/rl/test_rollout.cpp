@@ -2,11 +2,14 @@
 // hand): a tool-using episode equals the K2 template's rendering of the same conversation token
 // for token, only sampled tokens are marked for the loss (never the tool result), every tool
 // failure is shown to the model and the episode goes on, budgets end episodes, and the routing
-// the sampler records follows the episode's tokens through a tool round.
+// the sampler records follows the episode's tokens through a tool round; with the model as the
+// policy, an episode stops at the model's positions.
 #include <gtest/gtest.h>
 
 #include "data/chat_template.h"
+#include "model/kimi_model.h"
 #include "model/routing_replay.h"
+#include "model/tiny_config.h"
 #include "train/rl/rollout.h"
 #include "train/rl/turn_parser.h"
 
@@ -266,6 +269,28 @@ TEST(Rollout, BudgetsEndEpisodes) {
   EXPECT_EQ(rounds, 2);
   EXPECT_EQ(e.num_tool_calls, 2);
   EXPECT_EQ(e.tool_stats.count(ToolEvent::over_limit), 1);
+}
+
+// model_policy with a real (tiny, random) model: an episode never grows past the model's
+// max_position_embeddings; the turn that reaches it ends "length" and the episode is truncated.
+TEST(Rollout, ModelPolicyEndsEpisodesAtTheModelsPositions) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const Tokens prompt = f.prompt();
+  auto config = testing::tiny_config();
+  config.vocab_size = tokenizer().vocab_size();
+  RolloutOptions options;
+  options.max_response_tokens = 100;
+  options.sampling.temperature = 0;
+  for (const int64_t room : {4, 0}) {
+    config.max_position_embeddings = static_cast<int64_t>(prompt.size()) + room;
+    model::KimiForCausalLM lm(config);
+    model::init_weights(lm, 1);
+    const Episode e = engine.run(model_policy(lm), {prompt}, options).at(0);
+    EXPECT_TRUE(e.truncated) << "room " << room;
+    EXPECT_EQ(e.response_tokens, room);
+    EXPECT_EQ(static_cast<int64_t>(e.tokens.size()), config.max_position_embeddings);
+  }
 }
 
 }  // namespace
