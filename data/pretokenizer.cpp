@@ -9,10 +9,13 @@
 namespace k2f::data {
 namespace {
 
+// PCRE2's text for an error code. A code it has no text for leaves the buffer untouched (found by
+// fuzz/fuzz_tiktoken_pattern.cpp: reading it then ran past its end), so that case says the code.
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
-  pcre2_get_error_message(code, buffer, sizeof(buffer));
-  return reinterpret_cast<const char*>(buffer);
+  const int length = pcre2_get_error_message(code, buffer, sizeof(buffer));
+  if (length < 0 && length != PCRE2_ERROR_NOMEMORY) return "PCRE2 error code " + std::to_string(code);
+  return std::string(reinterpret_cast<const char*>(buffer));
 }
 
 }  // namespace
@@ -33,6 +36,7 @@ const std::string& kimi_pattern() {
 
 struct Pretokenizer::Compiled {
   pcre2_code* code = nullptr;
+  bool jit = false;  // JIT-compiled; else every match runs in PCRE2's interpreter (same results)
   ~Compiled() {
     if (code) pcre2_code_free(code);
   }
@@ -50,8 +54,8 @@ Pretokenizer::Pretokenizer(const std::string& pattern)
   pcre2_compile_context_free(context);
   check(compiled_->code != nullptr, "pre-tokenisation pattern: ", pcre2_message(error), " at offset ", offset,
         " of its PCRE2 translation ", pcre2_pattern_);
-  const int jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE);
-  check(jit == 0, "pre-tokenisation pattern: JIT compilation failed: ", pcre2_message(jit));
+  // A pattern the JIT cannot take (it can run out of executable memory) still matches, slower.
+  compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 
 Pretokenizer::~Pretokenizer() = default;
@@ -83,7 +87,8 @@ void Pretokenizer::split(std::string_view text, const std::function<void(std::st
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t position = 0;
   while (position < text.size()) {
-    int rc = pcre2_jit_match(compiled_->code, subject, text.size(), position, 0, state.data, state.context);
+    int rc = compiled_->jit ? pcre2_jit_match(compiled_->code, subject, text.size(), position, 0, state.data, state.context)
+                            : PCRE2_ERROR_JIT_STACKLIMIT;
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
       rc = pcre2_match(compiled_->code, subject, text.size(), position, PCRE2_NO_JIT, state.data, state.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;

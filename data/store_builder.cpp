@@ -20,6 +20,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Creates the missing directories above `out` (as `train` creates its run directory) and returns
+// the outermost one it made, which a failed build removes again: nothing is left behind.
+std::optional<fs::path> create_missing_parents(const std::string& out) {
+  const fs::path parent = fs::absolute(out).parent_path();
+  fs::path outermost_missing;
+  for (fs::path dir = parent; !dir.empty() && !fs::exists(dir); dir = dir.parent_path()) {
+    outermost_missing = dir;
+    if (dir == dir.parent_path()) break;
+  }
+  if (outermost_missing.empty()) return std::nullopt;
+  std::error_code error;
+  fs::create_directories(parent, error);
+  check(!error, parent.string(), ": cannot create the directory for --out: ", error.message());
+  return outermost_missing;
+}
+
 std::string megabytes(int64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f MB", static_cast<double>(bytes) / 1e6);
@@ -125,6 +141,7 @@ StoreBuildReport build_store(const StoreBuildOptions& options) {
   report.kind = options.kind;
   report.tokenizer_hash = tokenizer.hash();
   const std::string temporary = options.out + ".tmp." + std::to_string(::getpid());
+  const std::optional<fs::path> created = create_missing_parents(options.out);
   std::remove(temporary.c_str());
   try {
     TokenStoreWriterOptions writer_options;
@@ -138,6 +155,8 @@ StoreBuildReport build_store(const StoreBuildOptions& options) {
     fs::rename(temporary, options.out);
   } catch (...) {
     std::remove(temporary.c_str());
+    std::error_code ignored;
+    if (created) fs::remove_all(*created, ignored);
     throw;
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

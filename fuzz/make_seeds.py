@@ -2,7 +2,7 @@
 """Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/ (committed; rerun
 only to change them). Seeds are small valid inputs, so libFuzzer starts from deep inside each
 format instead of rediscovering its syntax: a safetensors file with several dtypes, an HF index,
-tokenizer inputs, the embedded chat examples, the recipes, and an HDF5 token store."""
+tokenizer inputs, tiktoken patterns, the embedded chat examples, the recipes, and an HDF5 token store."""
 import json
 import pathlib
 import shutil
@@ -96,10 +96,27 @@ def write_token_store_seeds():
             f.attrs["tokenizer_hash"] = np.bytes_("sha256:" + "0" * 64)
 
 
+def write_tiktoken_pattern_seeds():
+    """A pattern, a NUL byte, a text: the released Kimi pattern and one seed per construct."""
+    out = reset("tiktoken_pattern")
+    kimi = (root / "assets" / "tokenizer" / "pattern.txt").read_text().rstrip("\n")
+    text = "Hello world's 12345 你好、世界!!\n\n  x I'M café"
+    seeds = {
+        "kimi": kimi,
+        "intersection": r"[a-z&&[^aeiou]]+|[\p{L}--\p{Lu}]+|[ab~~bc]|.",
+        "nested": r"[^a[bc]]+|[]a-]|\s+(?!\S)|\S",
+        "properties": r"\p{Han}+|\p{scx=Han}|\p{gc=Nd}{1,3}|\P{ASCII}|\pL+|(?s:.)",
+        "escapes": r"\x{41}\u0042|\v|(?i:'s)|a++|\d|$|.",
+    }
+    for name, pattern in seeds.items():
+        (out / name).write_bytes(pattern.encode() + b"\0" + text.encode())
+
+
 def main():
     write_safetensors_seeds()
     write_index_seeds()
     write_tokenizer_seeds()
+    write_tiktoken_pattern_seeds()
     write_chat_seeds()
     write_recipe_seeds()
     write_token_store_seeds()

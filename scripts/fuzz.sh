@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all_targets=(safetensors_header hf_index tokenizer chat_template recipe token_store)
+all_targets=(safetensors_header hf_index tokenizer tiktoken_pattern chat_template recipe token_store)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 for target in "${targets[@]}"; do
   [ -d "$root/fuzz/corpus/$target" ] || { echo "fuzz.sh: unknown target '$target' (expected one of: ${all_targets[*]})" >&2; exit 2; }

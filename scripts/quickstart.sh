@@ -5,7 +5,8 @@
 # the result as an HF directory, and scores held-out text with it. Then the thinking model:
 # synthetic reasoning conversations with calculator tool calls (k2forge data synth-think), SFT
 # from the pretrained checkpoint (recipes/tiny_think_sft.toml), and RL with tool calls
-# (recipes/tiny_think_rl.toml), printing held-out accuracy after SFT and after RL.
+# (recipes/tiny_think_rl.toml), printing held-out accuracy after SFT and after RL. Last, the README's
+# tour (own chat data -> SFT -> INT4 export -> generate) on the model it trained.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -58,4 +59,6 @@ echo "== 8. thinking SFT from the pretrained checkpoint (recipes/tiny_think_sft.
 echo "== 9. RL with tool calls (recipes/tiny_think_rl.toml): held-out accuracy after SFT and after RL"
 "$k2forge" rl --recipe recipes/tiny_think_rl.toml --set "train.init_from=$sft_dir" --set "train.run_dir=$rl_dir"
 python3 -c "import json,sys; e=json.load(open(sys.argv[1])); print('held-out accuracy after SFT: %.3f, after RL: %.3f' % (e['before']['accuracy'], e['after']['accuracy']))" "$rl_dir/eval.json"
+echo "== 10. the README's tour on this model, as a new user runs it (scripts/check_docs.py --run, in a scratch directory)"
+/usr/bin/python3 "$root/scripts/check_docs.py" --run --quickstart-run "$run_dir"
 echo "== done: checkpoints, metrics.jsonl, tensorboard/ and hf/ in $run_dir; SFT in $sft_dir; RL in $rl_dir (eval.json)"

@@ -2,6 +2,10 @@
 // (K2_REFERENCE section 6), invalid UTF-8 handling, and pattern errors.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "data/pretokenizer.h"
 #include "test_util.h"
 
@@ -66,6 +70,30 @@ TEST(Pretokenizer, BadPatternsAreErrors) {
   testing::expect_error([] { Pretokenizer("(unclosed"); }, {"pre-tokenisation pattern", "offset"});
   const Pretokenizer empty_match("a*");
   testing::expect_error([&] { empty_match.split("b", [](std::string_view) {}); }, {"matched the empty string"});
+}
+
+// Inputs of fuzz/fuzz_tiktoken_pattern.cpp kept in fuzz/regressions/tiktoken_pattern/ (a pattern,
+// a NUL byte, a text). The first made the fuzz build's JIT compilation fail and the error message
+// read past PCRE2's buffer; a JIT failure now falls back to the interpreter. Each input's pattern
+// must compile and split its text into pieces that rejoin it.
+TEST(Pretokenizer, FuzzFoundInputsSplitIntoPiecesThatRejoinTheText) {
+  const std::filesystem::path regressions = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/tiktoken_pattern";
+  int inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(regressions)) {
+    std::ifstream file(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << file.rdbuf();
+    const std::string input = bytes.str();
+    const size_t split_at = input.find('\0');
+    ASSERT_NE(split_at, std::string::npos) << entry.path();
+    const Pretokenizer pretokenizer(input.substr(0, split_at));
+    const std::string text = input.substr(split_at + 1);
+    std::string joined;
+    pretokenizer.split(text, [&](std::string_view piece) { joined += piece; });
+    EXPECT_EQ(joined, text) << entry.path();
+    ++inputs;
+  }
+  EXPECT_GE(inputs, 1);
 }
 
 }  // namespace

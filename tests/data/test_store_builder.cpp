@@ -118,6 +118,23 @@ TEST(StoreBuilder, BadInputsNameFileAndLineAndLeaveNoOutput) {
   expect_error([&] { build_store(options_for({dir / "good.jsonl"}, out)); }, {"out.h5", "already exists"});
 }
 
+// `--out runs/data/x.h5` on a fresh checkout: the missing directories are made; a build that fails
+// removes the ones it made, so nothing is left behind, and never touches a directory that existed.
+TEST(StoreBuilder, MissingOutputDirectoriesAreCreatedAndRemovedAgainOnFailure) {
+  ScratchDir dir("build-parents");
+  write_file(dir / "good.jsonl", "{\"text\": \"fine\"}\n");
+  write_file(dir / "empty.jsonl", "\n");
+  expect_error([&] { build_store(options_for({dir / "empty.jsonl"}, dir / "made/deeper/out.h5")); }, {"no documents in"});
+  EXPECT_FALSE(fs::exists(dir / "made"));
+  EXPECT_EQ(files_in(dir.str()), (std::vector<std::string>{"empty.jsonl", "good.jsonl"}));
+  const auto report = build_store(options_for({dir / "good.jsonl"}, dir / "made/deeper/out.h5"));
+  EXPECT_GT(report.tokens, 0);
+  EXPECT_TRUE(fs::is_regular_file(dir / "made/deeper/out.h5"));
+  expect_error([&] { build_store(options_for({dir / "empty.jsonl"}, dir / "made/other/out.h5")); }, {"no documents in"});
+  EXPECT_FALSE(fs::exists(dir / "made/other"));
+  EXPECT_TRUE(fs::is_regular_file(dir / "made/deeper/out.h5"));
+}
+
 StoreBuildOptions chat_options_for(std::vector<std::string> inputs, const std::string& out) {
   auto options = options_for(std::move(inputs), out);
   options.kind = "chat";

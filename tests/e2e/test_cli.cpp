@@ -286,6 +286,47 @@ TEST(Cli, BenchQuantReportsPackLinearsAndQatOverhead) {
   EXPECT_EQ(report["qat_step"]["runs_seconds_per_step_without_qat"].size(), 2u);
 }
 
+// `--help` names every command a user can run, so the README's first command shows them all.
+TEST(Cli, HelpListsEveryCommand) {
+  const auto r = run_command(kBinary + " --help", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* command : {"bench", "data", "export", "generate", "init", "inspect", "plan", "rl", "score",
+                              "tokenizer", "train"})
+    EXPECT_NE(r.output.find(std::string("\n  ") + command + " "), std::string::npos) << command << "\n" << r.output;
+  EXPECT_NE(r.output.find("quant)"), std::string::npos) << "bench's list should name every benchmark";
+}
+
+// `bench model`, `bench data` and `bench tokenizer` at small sizes: each figure docs/figures.md
+// quotes is present and consistent with its parts.
+TEST(Cli, BenchModelDataAndTokenizerReportTheirFigures) {
+  auto r = run_command(kBinary + " bench model --recipe " + kSource + "/recipes/tiny.toml --steps 1 --batch 1 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Json report = Json::parse(r.output);
+  for (const char* dtype : {"fp32", "bf16"}) EXPECT_GT(report[dtype]["tokens_per_s"].get<double>(), 0) << dtype;
+  EXPECT_NEAR(report["bf16_speedup"].get<double>(),
+              report["bf16"]["tokens_per_s"].get<double>() / report["fp32"]["tokens_per_s"].get<double>(), 1e-9);
+  EXPECT_LT(report["active_params"].get<int64_t>(), report["total_params"].get<int64_t>());
+
+  r = run_command(kBinary + " bench data --tokenizer " + kSource + "/assets/tokenizer --corpus " + kSource +
+                      "/assets/corpus/python_docs_heldout.jsonl --seq-len 64 --seconds 0.2 --json",
+                  false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  report = Json::parse(r.output);
+  EXPECT_EQ(report["seq_len"].get<int64_t>(), 64);
+  ASSERT_EQ(report["runs"].size(), 2u);
+  for (const auto& run : report["runs"]) EXPECT_GT(run["sequences"].get<int64_t>(), 0);
+
+  r = run_command(kBinary + " bench tokenizer --tokenizer " + kSource + "/assets/tokenizer --corpus " + kSource +
+                      "/assets/corpus/python_docs_heldout.jsonl --megabytes 0.05 --json",
+                  false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  report = Json::parse(r.output);
+  EXPECT_TRUE(report["round_trip_exact"].get<bool>());
+  EXPECT_GE(report["bytes"].get<int64_t>(), 50000);
+  EXPECT_NEAR(report["bytes_per_token"].get<double>(),
+              report["bytes"].get<double>() / report["tokens"].get<double>(), 1e-9);
+}
+
 TEST(Cli, GenerateStreamsReproduciblyWithLogprobsThatScoreAgreesWith) {
   ScratchDir dir("generate");
   auto r = run_command(kBinary + " init --recipe " + kSource + "/recipes/tiny.toml --set model.vocab_size=4352" +

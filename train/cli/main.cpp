@@ -26,7 +26,7 @@ const std::map<std::string, Command>& commands() {
       {"inspect", {k2f::cli::run_inspect, "total/active parameters and memory of a config or model", ""}},
       {"score", {k2f::cli::run_score, "per-token log-probabilities of token rows under a model", ""}},
       {"export", {k2f::cli::run_export, "write a checkpoint or HF directory as an HF directory (bf16, fp32 or INT4 pack-quantized)", ""}},
-      {"bench", {k2f::cli::run_bench, "benchmarks printing JSON (model, train, generate, tokenizer, data)", ""}},
+      {"bench", {k2f::cli::run_bench, "benchmarks printing JSON (model, train, generate, tokenizer, data, quant)", ""}},
       {"train", {k2f::cli::run_train, "pretraining and fine-tuning from a recipe (resumes by default)", ""}},
       {"rl", {k2f::cli::run_rl, "RL fine-tuning of a thinking model with tool calls (held-out accuracy before/after)", ""}},
       {"generate", {k2f::cli::run_generate, "sampling with the MLA latent KV cache (prompt text or token ids)", ""}},
