@@ -61,6 +61,13 @@ const std::map<std::string, std::string>& general_categories() {
   return table;
 }
 
+// Rust's regex parser refuses deeper nesting by default (regex-syntax's nest_limit); here it also
+// bounds the recursion of the bracket reader.
+constexpr int kMaxClassNesting = 250;
+// A~~B writes both operands twice, so nested ~~ doubles the translation at every level; past this
+// size (beyond what PCRE2 compiles with its default link size) the pattern is refused.
+constexpr size_t kMaxTranslatedClassBytes = size_t{1} << 20;
+
 bool pcre2_accepts(const std::string& pattern) {
   int error = 0;
   PCRE2_SIZE offset = 0;
@@ -122,6 +129,9 @@ std::string write_members(const CharSet& set) {
       return "(?:(?!" + write_set(*set.parts[1]) + ")" + write_set(*set.parts[0]) + ")";
     case Kind::Xor: {
       const std::string a = write_set(*set.parts[0]), b = write_set(*set.parts[1]);
+      check(2 * (a.size() + b.size()) <= kMaxTranslatedClassBytes,
+            "pre-tokenisation pattern (tiktoken syntax): a character class nests '~~' so deeply that its PCRE2 "
+            "form would exceed ", kMaxTranslatedClassBytes, " bytes (each '~~' writes both operands twice)");
       return "(?:(?!" + b + ")" + a + "|(?!" + a + ")" + b + ")";
     }
   }
@@ -143,6 +153,7 @@ class Translator {
   std::string_view p_;
   size_t i_ = 0;
   int depth_ = 0;
+  int class_depth_ = 0;  // brackets open at i_
 
   std::string where(size_t at) const {
     return "pre-tokenisation pattern (tiktoken syntax), offset " + std::to_string(at) + ": ";
@@ -380,6 +391,8 @@ class Translator {
 
   // After '[': the set up to and including its ']'.
   std::unique_ptr<CharSet> bracket(size_t open) {
+    check(++class_depth_ <= kMaxClassNesting, where(open), "character classes nest deeper than ",
+          kMaxClassNesting, " levels");
     bool negated = false;
     if (at("^")) negated = true, ++i_;
     auto result = operand(open, /*first=*/true);
@@ -404,6 +417,7 @@ class Translator {
       if (result->kind == CharSet::Kind::Items) result->negated = !result->negated;
       else result->negated = true;
     }
+    --class_depth_;
     return result;
   }
 

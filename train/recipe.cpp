@@ -13,6 +13,7 @@
 #include "model/kimi_model.h"
 #include "quant/qat_targets.h"
 #include "train/rl/rl_options.h"
+#include "train/toml_text.h"
 
 namespace k2f::train {
 namespace {
@@ -203,28 +204,30 @@ Json coerce(const KeySpec& spec, const Json& value, const std::string& origin) {
   return value;
 }
 
-Json toml_to_json(const toml::node& node, const std::string& origin, const std::string& path) {
+Json toml_to_json(const toml::node& node, const TomlSafeText& text, const std::string& origin,
+                  const std::string& path) {
   if (auto array = node.as_array()) {
     Json items = Json::array();
-    for (size_t i = 0; i < array->size(); ++i) items.push_back(toml_to_json(*array->get(i), origin, path));
+    for (size_t i = 0; i < array->size(); ++i) items.push_back(toml_to_json(*array->get(i), text, origin, path));
     return items;
   }
   if (auto v = node.as_integer()) return v->get();
   if (auto v = node.as_floating_point()) return v->get();
   if (auto v = node.as_boolean()) return v->get();
-  if (auto v = node.as_string()) return v->get();
+  if (auto v = node.as_string()) return text.restore(v->get());
   fail(origin, ": ", path, " has an unsupported TOML type (expected a number, boolean or string)");
 }
 
-void flatten(const toml::table& table, const std::string& prefix, const std::string& origin,
-             std::vector<std::pair<std::string, Json>>& out) {
+void flatten(const toml::table& table, const TomlSafeText& text, const std::string& prefix,
+             const std::string& origin, std::vector<std::pair<std::string, Json>>& out) {
   for (auto&& [key, node] : table) {
-    const std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    const std::string name = text.restore(key.str());
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
     if (const auto* sub = node.as_table()) {
-      flatten(*sub, path, origin, out);
+      flatten(*sub, text, path, origin, out);
     } else {
       check(!prefix.empty(), origin, ": key \"", path, "\" must be inside a section such as [model]");
-      out.emplace_back(path, toml_to_json(node, origin, path));
+      out.emplace_back(path, toml_to_json(node, text, origin, path));
     }
   }
 }
@@ -319,68 +322,6 @@ void Recipe::set(const std::string& key, const Json& value, const std::string& o
     explicitly_set_.push_back(key);
 }
 
-namespace {
-
-// TOML allows non-ASCII characters only inside strings and comments. Checked before parsing
-// because toml++ 3.3 reaches undefined behaviour on some of them elsewhere (found by
-// fuzz/fuzz_recipe; fuzz/regressions/recipe/): such a recipe is invalid TOML either way. A quote
-// opens a string only where TOML allows one (a key, or a value after = [ , {), so text that is
-// not a string to toml++ is never skipped here as one.
-void check_non_ascii_only_in_strings_and_comments(const std::string& text, const std::string& path) {
-  size_t line = 1, line_start = 0, i = 0;
-  bool in_value = false;  // after a key's '=', until the line ends outside brackets
-  int depth = 0;          // arrays and inline tables open in the current value
-  char previous = '\n';   // the last character outside whitespace, strings and comments
-  const auto new_line = [&](size_t next) {
-    ++line;
-    line_start = next;
-  };
-  // Moves past the next `end` (or to the end of the text), counting lines on the way.
-  const auto skip_past = [&](const std::string& end, bool escapes) {
-    while (i < text.size() && text.compare(i, end.size(), end) != 0) {
-      if (escapes && text[i] == '\\' && i + 1 < text.size()) ++i;
-      if (text[i] == '\n') new_line(i + 1);
-      ++i;
-    }
-    i = std::min(text.size(), i + end.size());
-  };
-  const auto opens_string = [&] {
-    const std::string openers = in_value ? "=[,{" : "\n.[";
-    return openers.find(previous) != std::string::npos;
-  };
-  while (i < text.size()) {
-    const char c = text[i];
-    if (c == '#') {
-      skip_past("\n", false);
-      new_line(i);
-      if (depth == 0) in_value = false;
-      previous = '\n';
-    } else if ((c == '"' || c == '\'') && opens_string()) {
-      const bool multiline = text.compare(i, 3, std::string(3, c)) == 0;
-      i += multiline ? 3 : 1;
-      skip_past(std::string(multiline ? 3 : 1, c), c == '"');
-      previous = c;
-    } else {
-      check(static_cast<unsigned char>(c) < 0x80, path, ":", line, ":", i - line_start + 1,
-            ": invalid TOML: a non-ASCII character outside a string or comment");
-      if (c == '\n') {
-        new_line(i + 1);
-        if (depth == 0) in_value = false;
-      } else if (c == '=') {
-        in_value = true;
-      } else if (in_value && (c == '[' || c == '{')) {
-        ++depth;
-      } else if (in_value && (c == ']' || c == '}')) {
-        depth = std::max(0, depth - 1);
-      }
-      if (c != ' ' && c != '\t' && c != '\r') previous = c;
-      ++i;
-    }
-  }
-}
-
-}  // namespace
-
 Recipe Recipe::load(const std::string& path, const std::vector<std::string>& overrides) {
   Recipe recipe;
   recipe.source_ = path;
@@ -388,16 +329,16 @@ Recipe Recipe::load(const std::string& path, const std::vector<std::string>& ove
   if (!path.empty()) {
     check(std::filesystem::is_regular_file(path), path, ": recipe file not found");
     std::ifstream in(path, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    check_non_ascii_only_in_strings_and_comments(text, path);
+    const TomlSafeText text(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
     toml::table table;
     try {
-      table = toml::parse(text, path);
+      table = toml::parse(text.text(), path);
     } catch (const toml::parse_error& e) {
-      fail(path, ":", e.source().begin.line, ":", e.source().begin.column, ": invalid TOML: ", e.description());
+      fail(path, ":", e.source().begin.line, ":", e.source().begin.column,
+           ": invalid TOML: ", text.restore(e.description()));
     }
     std::vector<std::pair<std::string, Json>> entries;
-    flatten(table, "", path, entries);
+    flatten(table, text, "", path, entries);
     for (const auto& [key, value] : entries) recipe.set(key, value, path);
   }
   for (const auto& item : overrides) {

@@ -137,6 +137,26 @@ TEST(TiktokenRegex, ConstructsWithoutATranslationAreRefusedByName) {
   expect_error([] { tiktoken_to_pcre2("a\\"); }, {"lone backslash"});
 }
 
+// Found by fuzz/fuzz_tiktoken_pattern (fuzz/regressions/tiktoken_pattern/): every '~~' writes both
+// operands twice, so a chain of them doubled the translation per link until memory ran out; deep
+// bracket nesting recursed without bound. Both are refused, as Rust's own parser refuses nesting
+// past its limit; a short chain still translates.
+TEST(TiktokenRegex, ClassesThatWouldOutgrowPcre2AreRefusedBeforeTheyAreWritten) {
+  std::string chain = "[a";
+  for (int i = 0; i < 40; ++i) chain += "~~b";
+  expect_error([&] { tiktoken_to_pcre2(chain + "]"); }, {"nests '~~' so deeply", "1048576 bytes"});
+  EXPECT_TRUE(matches_whole("[a-c~~b-d~~c]", "c"));
+  EXPECT_FALSE(matches_whole("[a-c~~b-d~~c]", "b"));
+  const std::string deep = std::string(251, '[') + "a" + std::string(251, ']');
+  expect_error([&] { tiktoken_to_pcre2(deep); }, {"offset 250", "nest deeper than 250 levels"});
+  EXPECT_TRUE(matches_whole(std::string(250, '[') + "a" + std::string(250, ']'), "a"));
+  const std::string found = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/tiktoken_pattern/xor_chain_out_of_memory";
+  std::ifstream in(found, std::ios::binary);
+  const std::string pattern((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(pattern.size(), 100u) << found;
+  expect_error([&] { tiktoken_to_pcre2(pattern); }, {"pre-tokenisation pattern"});
+}
+
 TEST(TiktokenRegex, ReadsPatStrFromAReleasedTokenizationPy) {
   const testing::ScratchDir dir("tokenization-py");
   const std::string joined = dir / "joined.py", single = dir / "single.py", missing = dir / "missing.py";
