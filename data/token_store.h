@@ -59,6 +59,7 @@ class TokenStore {
   H5Handle open_dataset(const std::string& name, bool required) const;
   void check_integer_dataset(const H5Handle& dataset, const std::string& name, size_t bytes, bool is_signed,
                              int64_t* length) const;
+  void check_storage_holds(const H5Handle& dataset, const std::string& name, hsize_t length, size_t bytes) const;
   void read_attributes();
   void read_doc_offsets();
   void read_range(const H5Handle& dataset, hid_t memory_type, const char* name, int64_t start, int64_t count,

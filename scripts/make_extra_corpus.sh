@@ -2,7 +2,8 @@
 # A larger training corpus for runs longer than the embedded one (393,618 tokens, which a few hundred
 # steps of the tiny recipes already repeat): the embedded training text plus the sections of the
 # Python 3.11 documentation it leaves out (library reference, "What's New", C API; PSF License, see
-# assets/corpus/LICENSE), about 2.5M tokens in all, written to runs/data/python_docs_large_train.h5.
+# assets/corpus/LICENSE), about 2.5M tokens in all, written to runs/data/python_docs_large_train.h5
+# (K2F_RUNS_DIR replaces runs/).
 # The held-out split stays assets/corpus/python_docs_heldout.jsonl. The documentation comes from
 # Debian's python3.11-doc package: `apt-get download` (network), or K2F_PYDOC_DEB=path/to/the.deb.
 #   K2F_BUILD_DIR=build scripts/make_extra_corpus.sh
@@ -10,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 k2forge="${K2F_BUILD_DIR:-$root/build}/bin/k2forge"
-store=runs/data/python_docs_large_train.h5
+store=${K2F_RUNS_DIR:-runs}/data/python_docs_large_train.h5
 if [ -f "$store" ]; then
   echo "make_extra_corpus.sh: $store exists already"
   exit 0

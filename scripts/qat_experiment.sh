@@ -3,8 +3,9 @@
 # (post-training quantisation, no QAT), and of INT4 after QAT fine-tuning (recipes/tiny_qat_int4.toml);
 # plus a control that fine-tunes the same steps without QAT and then rounds, so the gain is not just
 # "more training". K2F_QAT_FROM starts both runs from another bf16 checkpoint (e.g. a fine-tuned one),
-# K2F_QAT_SET adds recipe overrides to both. Prints one JSON object. Needs the tiny pretraining checkpoint: it trains
-# recipes/tiny_pretrain.toml into runs/quickstart when runs/quickstart/step-000200 is absent.
+# K2F_QAT_SET adds recipe overrides to both. Prints one JSON object. Starting from the default, it needs the tiny
+# pretraining checkpoint: it trains recipes/tiny_pretrain.toml into runs/quickstart when runs/quickstart/step-000200
+# is absent. Everything it writes is under runs/ (K2F_RUNS_DIR replaces it); the experiment in qat_experiment/.
 #
 # --large: the fair setting. The embedded store (393,618 tokens) is too small to train the tiny model
 # until more training moves it little: fine-tuning alone then improves it as much as the rounding
@@ -17,28 +18,31 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 k2forge="${K2F_BUILD_DIR:-$root/build}/bin/k2forge"
-out=runs/qat_experiment
+runs=${K2F_RUNS_DIR:-runs}
+out=$runs/qat_experiment
 large=false
 case "${1:-}" in
   --large) large=true ;;
   "") ;;
   *) echo "usage: scripts/qat_experiment.sh [--large]" >&2; exit 2 ;;
 esac
-large_store=runs/data/python_docs_large_train.h5
-large_start=runs/tiny_continue_large/step-000600
+large_store=$runs/data/python_docs_large_train.h5
+large_start=$runs/tiny_continue_large/step-000600
+embedded_store=$runs/data/python_docs_train.h5
+pretrained=$runs/quickstart/step-000200
 # The token store both fine-tuning runs read (default: the embedded corpus; K2F_QAT_STORE names
 # another, e.g. scripts/make_extra_corpus.sh's, so a long run does not repeat its data).
-store=${K2F_QAT_STORE:-runs/data/python_docs_train.h5}
+store=${K2F_QAT_STORE:-$embedded_store}
 # The bf16 checkpoint both fine-tuning runs start from (default: the tiny pretraining run's end).
-start=${K2F_QAT_FROM:-runs/quickstart/step-000200}
+start=${K2F_QAT_FROM:-$pretrained}
 if $large; then
   store=${K2F_QAT_STORE:-$large_store}
   start=${K2F_QAT_FROM:-$large_start}
   K2F_QAT_IGNORE=${K2F_QAT_IGNORE-'re:^$'}
   K2F_QAT_SET="train.steps=400 checkpoint.interval=400 optim.lr=0.002 schedule.name=wsd schedule.warmup_steps=10 schedule.decay_steps=390 schedule.min_lr=0.0001 ${K2F_QAT_SET:-}"
 fi
-pretrained=runs/quickstart/step-000200
-heldout=assets/corpus/python_docs_heldout.jsonl
+# The held-out text every model is scored on (JSONL documents).
+heldout=${K2F_QAT_HELDOUT:-assets/corpus/python_docs_heldout.jsonl}
 group=${K2F_QAT_GROUP_SIZE:-32}  # INT4 group size of the experiment (coarser groups: a larger rounding gap)
 # Linears kept bf16 (comma-separated; default K2 Thinking's: only routed experts are INT4).
 # K2F_QAT_IGNORE=lm_head quantises every other linear: attention, dense and shared MLPs too.
@@ -57,17 +61,23 @@ if [ -n "$ignore" ]; then
   ignore_export=(--ignore "$ignore")
 fi
 
-embedded_store=runs/data/python_docs_train.h5
-if [ ! -f "$embedded_store" ]; then
-  mkdir -p "$(dirname "$embedded_store")"
-  "$k2forge" data build --input assets/corpus/python_docs_train.jsonl --tokenizer assets/tokenizer --out "$embedded_store" --kind text
-fi
-if [ ! -d "$pretrained" ]; then
-  "$k2forge" train --recipe recipes/tiny_pretrain.toml --set train.run_dir=runs/quickstart --set "data.paths=$embedded_store"
-fi
-if $large && [ ! -f "$large_store" ]; then scripts/make_extra_corpus.sh; fi
+# The embedded store and the tiny pretraining run, made only when this run needs them.
+ensure_embedded_store() {
+  [ -f "$embedded_store" ] || "$k2forge" data build --input assets/corpus/python_docs_train.jsonl \
+    --tokenizer assets/tokenizer --out "$embedded_store" --kind text
+}
+ensure_pretrained() {
+  ensure_embedded_store
+  [ -d "$pretrained" ] || "$k2forge" train --recipe recipes/tiny_pretrain.toml \
+    --set "train.run_dir=$(dirname "$pretrained")" --set "data.paths=$embedded_store"
+}
+if [ "$store" = "$embedded_store" ]; then ensure_embedded_store; fi
+if [ "$start" = "$pretrained" ]; then ensure_pretrained; fi
+if $large && [ "$store" = "$large_store" ] && [ ! -f "$large_store" ]; then K2F_RUNS_DIR=$runs scripts/make_extra_corpus.sh; fi
 if $large && [ "$start" = "$large_start" ] && [ ! -d "$large_start" ]; then
-  "$k2forge" train --recipe recipes/tiny_continue_large.toml
+  ensure_pretrained
+  "$k2forge" train --recipe recipes/tiny_continue_large.toml --set "train.run_dir=$(dirname "$large_start")" \
+    --set "train.init_from=$pretrained" --set "data.paths=$large_store"
 fi
 test -f "$store" || { echo "qat_experiment.sh: token store $store: no such file" >&2; exit 1; }
 test -d "$start" || { echo "qat_experiment.sh: start checkpoint $start: no such directory" >&2; exit 1; }

@@ -125,6 +125,20 @@ TEST(TokenStore, NotHdf5OrTruncatedOrCorruptFilesNameTheFile) {
 // Inputs found by fuzz/fuzz_token_store (kept in fuzz/regressions/token_store/): corrupt metadata
 // makes libhdf5 ask for about 1 TB; the failed allocation must surface as an error naming the
 // file, never as a crash or a half-open store.
+// Two more made libhdf5 crash inside H5Dread (a compact /tokens storing no bytes, contiguous /tokens
+// placed past the end of the file): the layout is now checked against the shape and the file
+// size before anything is read, so they are plain errors (not faults contained in the probe).
+TEST(TokenStore, FuzzFoundLayoutsThatCannotHoldTheirShapeAreRefusedBeforeReading) {
+  const std::string regressions = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/token_store/";
+  for (const auto probe : {StoreProbe::kChildProcess, StoreProbe::kNone}) {
+    expect_error([&] { TokenStore(regressions + "compact_tokens_storing_no_bytes.h5", 5.0, probe); },
+                 {"compact_tokens_storing_no_bytes.h5", "/tokens stores 0 bytes but its shape", "needs"});
+    expect_error([&] { TokenStore(regressions + "contiguous_tokens_past_the_end_of_the_file.h5", 5.0, probe); },
+                 {"contiguous_tokens_past_the_end_of_the_file.h5", "/tokens's data lies outside the file",
+                  "file of 2100 bytes"});
+  }
+}
+
 TEST(TokenStore, FuzzFoundCorruptFilesAreErrorsNamingTheFile) {
   const std::filesystem::path regressions = std::string(K2F_SOURCE_DIR) + "/fuzz/regressions/token_store";
   size_t inputs = 0;
