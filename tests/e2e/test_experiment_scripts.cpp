@@ -84,7 +84,8 @@ TEST(ExperimentScripts, CompareOptimizersPrintsEveryRunAndTheBestOfEachOptimizer
 std::string qat_start(const ScratchDir& dir) {
   const std::string store = testing::corpus_store(dir);
   std::string command = kBinary + " train --recipe " + kSource + "/recipes/tiny_pretrain.toml --set train.run_dir=" +
-                        (dir / "start") + " --set data.paths=" + store + " --set train.steps=2" +
+                        (dir / "start") + " --set data.paths=" + store + " --set data.tokenizer=" + kSource + "/assets/tokenizer" +
+                        " --set train.steps=2" +
                         " --set checkpoint.interval=2 --set schedule.warmup_steps=1 --set schedule.decay_steps=1" +
                         " --set log.peak_tflops=1";
   std::istringstream overrides(kSmallBatches);
