@@ -19,9 +19,10 @@ EpisodeOutcome RlEnvironment::judge(const Episode& episode, const RlTask& task) 
   return outcome;
 }
 
-std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat) {
+std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat,
+                                                const std::vector<ProgramToolDeclaration>& tools) {
   if (options.environment == "jsonl")
-    return std::make_unique<JsonlPromptEnvironment>(chat, options.prompts, options.eval_prompts);
+    return std::make_unique<JsonlPromptEnvironment>(chat, options.prompts, options.eval_prompts, tools);
   check(options.environment == "arithmetic", "rl.environment (\"", options.environment,
         "\") must be \"arithmetic\" or \"jsonl\"");
   return std::make_unique<ArithmeticEnvironment>(chat, options.task_seed);

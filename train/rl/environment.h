@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/chat_template.h"
+#include "train/rl/program_tool.h"
 #include "train/rl/rewards.h"
 #include "train/rl/rollout.h"
 
@@ -44,6 +45,8 @@ class RlEnvironment {
 };
 
 // The environment rl.environment names, its tasks rendered with `chat`.
-std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat);
+// `tools`: the user's tools (rl.tools), which jsonl records may name.
+std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const data::ChatTemplate& chat,
+                                                const std::vector<ProgramToolDeclaration>& tools = {});
 
 }  // namespace k2f::train::rl

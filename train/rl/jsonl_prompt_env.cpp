@@ -26,9 +26,25 @@ std::string reference_answer(const nlohmann::ordered_json& record, const std::st
   return text;
 }
 
+// The record's "tools" with every name of a declared tool replaced by its declaration.
+void expand_named_tools(nlohmann::ordered_json& record, const std::vector<ProgramToolDeclaration>& named_tools,
+                        const std::string& where) {
+  if (!record.contains("tools") || !record["tools"].is_array()) return;
+  for (auto& tool : record["tools"]) {
+    if (!tool.is_string()) continue;
+    const std::string name = tool.get<std::string>();
+    const auto found = std::find_if(named_tools.begin(), named_tools.end(),
+                                    [&](const ProgramToolDeclaration& d) { return d.name == name; });
+    check(found != named_tools.end(), where, ": \"tools\" names \"", name,
+          "\", which rl.tools does not declare (expected a declaration object or the name of a tool of rl.tools)");
+    tool = found->declaration();
+  }
+}
+
 }  // namespace
 
-std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std::string& path) {
+std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std::string& path,
+                                      const std::vector<ProgramToolDeclaration>& named_tools) {
   check(path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0, path,
         ": expected a .jsonl file (rl.prompts / rl.eval_prompts: one JSON object per line)");
   data::DocumentReader reader(path);  // line numbers, UTF-8 and JSON errors, blank lines skipped
@@ -39,6 +55,7 @@ std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std:
     check(record.is_object(), where, ": expected an object {\"messages\": [...], \"answer\": ...}, got ",
           record.type_name());
     const std::string answer = reference_answer(record, where);
+    expand_named_tools(record, named_tools, where);
     data::ChatConversation conversation;
     try {
       conversation = data::parse_chat_record(record);
@@ -55,9 +72,10 @@ std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std:
 }
 
 JsonlPromptEnvironment::JsonlPromptEnvironment(const data::ChatTemplate& chat, const std::string& train_path,
-                                               const std::string& eval_path)
-    : train_(read_prompt_tasks(chat, train_path)) {
-  if (!eval_path.empty()) heldout_ = read_prompt_tasks(chat, eval_path);
+                                               const std::string& eval_path,
+                                               const std::vector<ProgramToolDeclaration>& named_tools)
+    : train_(read_prompt_tasks(chat, train_path, named_tools)) {
+  if (!eval_path.empty()) heldout_ = read_prompt_tasks(chat, eval_path, named_tools);
 }
 
 std::vector<RlTask> JsonlPromptEnvironment::train_tasks(int64_t count) const {

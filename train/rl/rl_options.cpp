@@ -40,6 +40,17 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.tool_timeout_s", KeyType::Float, 2.0, "wall time of one tool call"},
       {"rl.tool_max_output_chars", KeyType::Int, 256, "tool output longer than this is cut and flagged"},
       {"rl.tool_max_argument_chars", KeyType::Int, 1024, "longer tool arguments are refused"},
+      {"rl.tools", KeyType::String, "",
+       "JSON file of the user's tools: OpenAI-style declarations, each with the \"command\" that serves it "
+       "(one JSON call per line in, one answer per line out; docs/rl.md)"},
+      {"rl.tool_cpu_seconds", KeyType::Float, 10.0, "CPU seconds a tool process may use"},
+      {"rl.tool_memory_mb", KeyType::Int, 2048, "address space of a tool process (MB)"},
+      {"rl.tool_file_size_mb", KeyType::Int, 64, "largest file a tool process may write (MB)"},
+      {"rl.tool_open_files", KeyType::Int, 64, "open files of a tool process"},
+      {"rl.tool_processes", KeyType::Int, 64, "processes of the sandbox user (RLIMIT_NPROC)"},
+      {"rl.tool_network", KeyType::Bool, false, "let tool programs use the network"},
+      {"rl.tool_user", KeyType::String, "nobody", "user tool programs run as when k2forge runs as root (\"\": root)"},
+      {"rl.tool_workdir", KeyType::String, "", "where episodes' working directories are made (\"\": the temp directory)"},
       {"rl.reward_correct", KeyType::Float, 1.0, "reward of a correct answer"},
       {"rl.reward_format", KeyType::Float, 0.1, "reward added for a well-formed episode"},
       {"rl.length_reward", KeyType::Float, 0.0, "weight of the K1.5 length reward (0: off)"},
@@ -132,6 +143,15 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.tool_limits.timeout_s = r.get_float("rl.tool_timeout_s");
   o.tool_limits.max_output_chars = r.get_int("rl.tool_max_output_chars");
   o.tool_limits.max_argument_chars = r.get_int("rl.tool_max_argument_chars");
+  o.tools = r.get_string("rl.tools");
+  o.tool_limits.sandbox.cpu_seconds = r.get_float("rl.tool_cpu_seconds");
+  o.tool_limits.sandbox.memory_mb = r.get_int("rl.tool_memory_mb");
+  o.tool_limits.sandbox.file_size_mb = r.get_int("rl.tool_file_size_mb");
+  o.tool_limits.sandbox.open_files = r.get_int("rl.tool_open_files");
+  o.tool_limits.sandbox.processes = r.get_int("rl.tool_processes");
+  o.tool_limits.sandbox.network = r.get_bool("rl.tool_network");
+  o.tool_limits.sandbox.user = r.get_string("rl.tool_user");
+  o.tool_limits.work_root = r.get_string("rl.tool_workdir");
   o.rewards.correct = r.get_float("rl.reward_correct");
   o.rewards.format = r.get_float("rl.reward_format");
   o.rewards.length = r.get_float("rl.length_reward");

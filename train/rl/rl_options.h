@@ -47,7 +47,8 @@ struct RlOptions {
   int64_t top_k = 0;
   int64_t max_response_tokens = 96;
   int64_t max_tool_calls = 2;
-  ToolLimits tool_limits;
+  std::string tools;               // rl.tools: the user's tool declarations ("" = the calculator only)
+  ToolLimits tool_limits;         // rl.tool_*: per call and per tool process
   RewardOptions rewards;
   int64_t eval_problems = 128;
   int64_t eval_batch_size = 64;

@@ -175,8 +175,14 @@ void RlTrainer::set_up() {
   chat_ = std::make_unique<data::ChatTemplate>(*tokenizer_);
   tools_ = std::make_unique<ToolRunner>(options_.tool_limits);
   tools_->add(std::make_shared<CalculatorTool>());
+  if (!options_.tools.empty()) {
+    for (auto& tool : read_tool_declarations(options_.tools)) tools_->add_program(std::move(tool));
+    const std::string sandbox = tools_->check_programs_start();  // a program that cannot start fails here
+    if (parallel_->is_main()) log::info("rl: ", tools_->programs().size(), " tool program(s) from ", options_.tools,
+                                        "; sandbox: ", sandbox);
+  }
   engine_ = std::make_unique<RolloutEngine>(*tokenizer_, *chat_, *tools_);
-  env_ = make_environment(options_, *chat_);
+  env_ = make_environment(options_, *chat_, tools_->programs());
 
   torch::manual_seed(options_.train.seed);
   model_ = load_policy(options_.train.init_from, options_.train);

@@ -73,8 +73,9 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
   }
   // A tool-use turn: run every call, show the results, resume.
   std::vector<data::ChatMessage> messages;
+  if (!e.tool_session && tools_.has_programs()) e.tool_session = tools_.open_session();
   for (const auto& call : parsed.calls) {
-    const ToolResult r = e.num_tool_calls < max_tool_calls ? tools_.run(call, e.num_tool_calls)
+    const ToolResult r = e.num_tool_calls < max_tool_calls ? tools_.run(call, e.num_tool_calls, e.tool_session.get())
                                                            : tools_.refuse_over_limit(call, e.num_tool_calls, max_tool_calls);
     ++e.num_tool_calls;
     e.tool_stats.add(r.event);
@@ -143,10 +144,12 @@ std::vector<Episode> RolloutEngine::run(const Policy& policy, const std::vector<
       Episode& e = episodes[active[r]];
       const bool over = absorb(e, generated[r], options.max_response_tokens - e.response_tokens,
                                round == options.max_tool_calls, options.max_tool_calls);
+      if (over) e.tool_session.reset();  // its tool processes and directory go with it
       if (!over) still_active.push_back(active[r]);
     }
     active = std::move(still_active);
   }
+  for (auto& e : episodes) e.tool_session.reset();
   return episodes;
 }
 

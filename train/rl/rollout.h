@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct Episode {
   ToolStats tool_stats;
   std::string final_content;              // content of the answering turn ("" when truncated)
   std::vector<std::string> tool_messages; // what the model was shown, in order (for logs and tests)
+  // The episode's tool programs and working directory, from its first program call until it ends.
+  std::shared_ptr<ToolSession> tool_session;
   // With record_routing: per token, the experts each MoE layer routed it to (model::kExpertIdDtype
   // [tokens, M, K]); -1 rows for tokens never fed to the model (tool results after the last round,
   // the final token). A later round's prefill replays the earlier rounds' routing (model::

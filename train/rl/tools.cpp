@@ -1,9 +1,14 @@
 #include "train/rl/tools.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "base/error.h"
 #include "data/expression.h"
@@ -25,6 +30,8 @@ const char* tool_event_name(ToolEvent event) {
     case ToolEvent::timeout: return "timeout";
     case ToolEvent::oversized: return "oversized";
     case ToolEvent::over_limit: return "over_limit";
+    case ToolEvent::crashed: return "crashed";
+    case ToolEvent::bad_answer: return "bad_answer";
   }
   return "?";
 }
@@ -48,6 +55,7 @@ void ToolLimits::validate(const std::string& prefix) const {
   check(timeout_s > 0, prefix, ".tool_timeout_s (", timeout_s, ") must be > 0");
   check(max_output_chars > 0, prefix, ".tool_max_output_chars (", max_output_chars, ") must be > 0");
   check(max_argument_chars > 0, prefix, ".tool_max_argument_chars (", max_argument_chars, ") must be > 0");
+  sandbox.validate(prefix);
 }
 
 std::string tool_name_from_id(const std::string& id) {
@@ -62,7 +70,61 @@ std::string tool_name_from_id(const std::string& id) {
 
 ToolRunner::ToolRunner(ToolLimits limits) : limits_(limits) { limits_.validate(); }
 
+ToolRunner::ToolRunner(ToolRunner&& other) noexcept
+    : limits_(std::move(other.limits_)),
+      tools_(std::move(other.tools_)),
+      programs_(std::move(other.programs_)),
+      work_root_(std::exchange(other.work_root_, std::string())) {}
+
+ToolRunner::~ToolRunner() {
+  if (!work_root_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(work_root_, ignored);
+  }
+}
+
 void ToolRunner::add(std::shared_ptr<const Tool> tool) { tools_[tool->name()] = std::move(tool); }
+
+void ToolRunner::add_program(ProgramToolDeclaration tool) {
+  if (work_root_.empty()) {
+    namespace fs = std::filesystem;
+    static std::atomic<int> counter{0};
+    const fs::path parent = limits_.work_root.empty() ? fs::temp_directory_path() : fs::path(limits_.work_root);
+    const fs::path root = parent / ("k2forge-tools-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    // Searchable, not listable, by the sandbox user: it reaches its own episode directory only.
+    fs::permissions(root, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    work_root_ = root.string();
+  }
+  tools_.erase(tool.name);
+  for (auto& existing : programs_)
+    if (existing.name == tool.name) {
+      existing = std::move(tool);
+      return;
+    }
+  programs_.push_back(std::move(tool));
+}
+
+std::string ToolRunner::check_programs_start() const {
+  std::string described;
+  for (const auto& tool : programs_) {
+    const auto session = open_session();
+    described = session->start(tool).describe();
+  }
+  return described;
+}
+
+std::unique_ptr<ToolSession> ToolRunner::open_session() const {
+  return std::make_unique<ToolSession>(work_root_, limits_.sandbox, limits_.timeout_s);
+}
+
+std::string ToolRunner::known_names() const {
+  std::string known;
+  for (const auto& [tool_name, tool] : tools_) known += (known.empty() ? "" : ", ") + tool_name;
+  for (const auto& tool : programs_) known += (known.empty() ? "" : ", ") + tool.name;
+  return known;
+}
 
 namespace {
 
@@ -81,7 +143,7 @@ ToolResult result(std::string id, std::string name, std::string content, ToolEve
 
 }  // namespace
 
-ToolResult ToolRunner::run(const ToolCallText& call, int64_t index) const {
+ToolResult ToolRunner::run(const ToolCallText& call, int64_t index, ToolSession* session) const {
   const std::string name = tool_name_from_id(call.id);
   const std::string id = name.empty() ? "functions.unknown:" + std::to_string(index) : call.id;
   const std::string header = name.empty() ? "tool" : name;
@@ -101,11 +163,17 @@ ToolResult ToolRunner::run(const ToolCallText& call, int64_t index) const {
     return result(id, header, "error: arguments are not valid JSON", ToolEvent::malformed);
   }
   if (!arguments.is_object()) return result(id, header, "error: arguments must be a JSON object", ToolEvent::malformed);
+  for (const auto& program : programs_) {
+    if (program.name != name) continue;
+    std::unique_ptr<ToolSession> throwaway = session ? nullptr : open_session();
+    const ProgramToolAnswer answer = (session ? *session : *throwaway).call(program, id, arguments);
+    return cut_to_limit(id, header, answer.event == ToolEvent::ok ? answer.text : "error: " + answer.text,
+                        answer.event);
+  }
   const auto found = tools_.find(name);
   if (found == tools_.end()) {
-    std::string known;
-    for (const auto& [tool_name, tool] : tools_) known += (known.empty() ? "" : ", ") + tool_name;
-    return result(id, header, "error: unknown tool \"" + name + "\" (available: " + known + ")", ToolEvent::unknown_tool);
+    return result(id, header, "error: unknown tool \"" + name + "\" (available: " + known_names() + ")",
+                  ToolEvent::unknown_tool);
   }
 
   auto pending = std::make_shared<Pending>();
@@ -136,13 +204,16 @@ ToolResult ToolRunner::run(const ToolCallText& call, int64_t index) const {
   lock.unlock();
   worker.join();
   if (pending->failed) return result(id, header, "error: " + pending->text, ToolEvent::tool_error);
-  const int64_t size = static_cast<int64_t>(pending->text.size());
-  if (size > limits_.max_output_chars) {
-    return result(id, header, pending->text.substr(0, limits_.max_output_chars) + "\n[output cut: " +
-                                  std::to_string(size) + " characters, limit " +
-                                  std::to_string(limits_.max_output_chars) + "]", ToolEvent::oversized);
-  }
-  return result(id, header, pending->text, ToolEvent::ok);
+  return cut_to_limit(id, header, pending->text, ToolEvent::ok);
+}
+
+ToolResult ToolRunner::cut_to_limit(std::string id, std::string header, const std::string& text, ToolEvent event) const {
+  const int64_t size = static_cast<int64_t>(text.size());
+  if (size <= limits_.max_output_chars) return result(std::move(id), std::move(header), text, event);
+  return result(std::move(id), std::move(header),
+                text.substr(0, limits_.max_output_chars) + "\n[output cut: " + std::to_string(size) +
+                    " characters, limit " + std::to_string(limits_.max_output_chars) + "]",
+                event == ToolEvent::ok ? ToolEvent::oversized : event);
 }
 
 ToolResult ToolRunner::refuse_over_limit(const ToolCallText& call, int64_t index, int64_t max_calls) const {
