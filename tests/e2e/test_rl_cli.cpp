@@ -4,6 +4,7 @@
 // `rl --eval-only` reads back, a stopped run resumes exactly, and bad [rl] input fails with the
 // key named.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "base/json_io.h"
+#include "base/sandbox.h"
 #include "e2e/e2e_paths.h"
 #include "test_util.h"
 
@@ -238,6 +240,47 @@ TEST(RlCli, QatPolicyRollsOutFromItsInt4Weights) {
   r = run_command(kBinary + " export --checkpoint " + run + "/step-000002 --format hf-int4 --out " + (dir / "int4"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "int4/config.json"));
+}
+
+// rl.tools: the example's Python calculator (examples/python_tool) is declared, started once before
+// the run (so a program that cannot start fails it there) and serves the run's episodes; nothing it
+// started or wrote remains afterwards. (The calls themselves, scripted: tests/train/rl/test_rollout.cpp.)
+TEST(RlCli, UserToolProgramsAreStartedBeforeTheRunAndLeaveNothingBehind) {
+  ScratchDir dir("rl-user-tool");
+  const std::string example = kSource + "/examples/python_tool";
+  const std::string tools = " --set rl.environment=jsonl --set rl.prompts=" + example + "/prompts.jsonl" +
+                            " --set rl.eval_prompts=" + example + "/eval.jsonl --set rl.tool_workdir=" + (dir / "work");
+  fs::create_directories(dir / "work");
+  const std::string run = dir / "run";
+  auto r = run_command(rl_command(run, tools + " --set rl.tools=" + example + "/tools.json"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream metrics(run + "/metrics.jsonl");
+  std::string first;
+  std::getline(metrics, first);
+  EXPECT_TRUE(Json::parse(first).contains("tool_calls")) << first;
+  EXPECT_TRUE(fs::is_empty(dir / "work")) << "tool directories outlived the run";
+  EXPECT_TRUE(live_descendants(::getpid()).empty());
+
+  // A program that is not executable, a declaration without one: errors before the run starts.
+  std::ofstream(dir / "tool.py") << "print('hi')\n";
+  std::ofstream(dir / "not_executable.json")
+      << R"([{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}, "command": ["./tool.py"]}])";
+  r = run_command(rl_command(dir / "bad-a", tools + " --set rl.tools=" + (dir / "not_executable.json")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("not_executable.json: tool 0 (calculator).command[0]: " + (dir / "tool.py") +
+                          ": not an executable file"), std::string::npos) << r.output;
+  std::ofstream(dir / "no_program.json")
+      << R"([{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}}])";
+  r = run_command(rl_command(dir / "bad-b", tools + " --set rl.tools=" + (dir / "no_program.json")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no \"command\""), std::string::npos) << r.output;
+  std::ofstream(dir / "names.jsonl") << R"({"messages": [{"role": "user", "content": "hi"}], "tools": ["lookup"], "answer": "1"})" << "\n";
+  r = run_command(rl_command(dir / "bad-c", tools + " --set rl.tools=" + example + "/tools.json --set rl.prompts=" +
+                                                (dir / "names.jsonl")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("names.jsonl:1: \"tools\" names \"lookup\", which rl.tools does not declare"),
+            std::string::npos) << r.output;
+  for (const char* run_dir : {"bad-a", "bad-b", "bad-c"}) EXPECT_FALSE(fs::exists(dir / run_dir)) << run_dir;
 }
 
 TEST(RlCli, BadRecipesNameTheKey) {

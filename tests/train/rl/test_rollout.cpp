@@ -2,14 +2,22 @@
 // hand): a tool-using episode equals the K2 template's rendering of the same conversation token
 // for token, only sampled tokens are marked for the loss (never the tool result), every tool
 // failure is shown to the model and the episode goes on, budgets end episodes, and the routing
-// the sampler records follows the episode's tokens through a tool round; with the model as the
-// policy, an episode stops at the model's positions.
+// the sampler records follows the episode's tokens through a tool round; a program tool keeps one
+// process and directory per episode, gone when the episode ends; with the model as the policy, an
+// episode stops at the model's positions.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
 
 #include "data/chat_template.h"
 #include "model/kimi_model.h"
 #include "model/routing_replay.h"
 #include "model/tiny_config.h"
+#include "base/sandbox.h"
+#include "test_util.h"
 #include "train/rl/rollout.h"
 #include "train/rl/turn_parser.h"
 
@@ -122,6 +130,53 @@ TEST(TurnParser, ReadsThinkingContentAndCalls) {
 
   const Tokens empty_section = {f.ids.think_begin, f.ids.think_end, f.ids.section_begin, f.ids.section_end};
   EXPECT_EQ(parse_assistant_turn(empty_section, f.ids, tokenizer()).calls.at(0).problem, "empty tool-call section");
+}
+
+// A user's tool program that counts its calls in a file of its working directory: each episode
+// sees 1 then 2 (its own process and directory, kept across its rounds), and after the rollout no
+// process or directory of it remains.
+TEST(Rollout, ProgramToolsKeepOneProcessAndDirectoryPerEpisodeAndGoWithIt) {
+  namespace fs = std::filesystem;
+  testing::ScratchDir dir("rollout-program-tool");
+  std::ofstream(dir / "counter.py") << "import json, os, sys\n"
+                                       "for line in sys.stdin:\n"
+                                       "    n = int(open('count').read()) + 1 if os.path.exists('count') else 1\n"
+                                       "    open('count', 'w').write(str(n))\n"
+                                       "    print(json.dumps({'content': '%d in %s' % (n, os.path.basename(os.getcwd()))}), flush=True)\n";
+  std::ofstream(dir / "tools.json") << R"([{"type": "function", "function": {"name": "counter", "parameters":
+      {"type": "object", "properties": {}}}, "command": ["python3", "counter.py"]}])";
+  fs::create_directories(dir / "work");
+  ToolLimits limits;
+  limits.work_root = dir / "work";
+  limits.timeout_s = 10;
+  Fixture f;
+  ToolRunner tools(limits);
+  for (auto& tool : read_tool_declarations(dir / "tools.json")) tools.add_program(std::move(tool));
+  const RolloutEngine engine(tokenizer(), f.chat, tools);
+  const Tokens first = f.turn("Count.", "", {{"functions.counter:0", "{}"}});
+  const Tokens second = f.turn("Again.", "", {{"functions.counter:1", "{}"}});
+  const Tokens answer = f.turn("Done.", "Answer: 2", {});
+  RolloutOptions options;
+  options.max_response_tokens = 300;
+  const auto episodes = engine.run(scripted({{first, first}, {second, second}, {answer, answer}}),
+                                   {f.prompt(), f.prompt()}, options);
+  ASSERT_EQ(episodes.size(), 2u);
+  std::set<std::string> directories;
+  for (const Episode& e : episodes) {
+    EXPECT_EQ(e.final_content, "Answer: 2");
+    EXPECT_EQ(e.tool_stats.count(ToolEvent::ok), 2);
+    ASSERT_EQ(e.tool_messages.size(), 2u);
+    EXPECT_EQ(e.tool_messages[0].substr(0, 5), "1 in ") << e.tool_messages[0];
+    EXPECT_EQ(e.tool_messages[1], "2 in " + e.tool_messages[0].substr(5));
+    directories.insert(e.tool_messages[0].substr(5));
+    EXPECT_EQ(e.tool_session, nullptr);
+  }
+  EXPECT_EQ(directories.size(), 2u) << "each episode has its own directory";
+  EXPECT_TRUE(live_descendants(::getpid()).empty());
+  size_t left = 0;
+  for (const auto& root : fs::directory_iterator(dir / "work"))
+    left += static_cast<size_t>(std::distance(fs::directory_iterator(root.path()), fs::directory_iterator()));
+  EXPECT_EQ(left, 0u) << "episode directories outlived their episodes";
 }
 
 TEST(Rollout, ToolEpisodeEqualsTheTemplateAndOnlySampledTokensAreTrained) {
