@@ -42,7 +42,7 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.tool_max_argument_chars", KeyType::Int, 1024, "longer tool arguments are refused"},
       {"rl.tools", KeyType::String, "",
        "JSON file of the user's tools: OpenAI-style declarations, each with the \"command\" that serves it "
-       "(one JSON call per line in, one answer per line out; docs/rl.md)"},
+       "(one JSON call per line in, one answer per line out; docs/thinking-and-rl.md)"},
       {"rl.tool_cpu_seconds", KeyType::Float, 10.0, "CPU seconds a tool process may use"},
       {"rl.tool_memory_mb", KeyType::Int, 2048, "address space of a tool process (MB)"},
       {"rl.tool_file_size_mb", KeyType::Int, 64, "largest file a tool process may write (MB)"},
