@@ -17,7 +17,6 @@
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
-#include <fstream>
 #include <map>
 
 #include "base/error.h"
@@ -376,11 +375,16 @@ std::string SandboxedProcess::how_it_ended() {
   return ended_;
 }
 
-void SandboxedProcess::kill_all() {
+void SandboxedProcess::kill_all() noexcept {
   if (supervisor_ > 0) {
     // Descendants first: while the supervisor lives, every orphan is its child and can be found.
     for (int round = 0; round < 1000; ++round) {
-      const auto alive = live_descendants(supervisor_);
+      std::vector<pid_t> alive;
+      try {
+        alive = live_descendants(supervisor_);
+      } catch (const std::exception&) {  // no /proc: the supervisor's group is all that can be reached
+        ::kill(-supervisor_, SIGKILL);
+      }
       if (alive.empty()) break;
       for (const pid_t pid : alive) ::kill(pid, SIGKILL);
       ::usleep(round == 0 ? 0 : 1000);
@@ -401,8 +405,14 @@ std::vector<pid_t> live_descendants(pid_t root) {
     char* end = nullptr;
     const long pid = std::strtol(entry->d_name, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
-    std::ifstream stat_file("/proc/" + std::string(entry->d_name) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // POSIX reads: a process may end between readdir and read (ESRCH), which iostreams would throw.
+    const int fd = ::open(("/proc/" + std::string(entry->d_name) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buffer[1024];
+    const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    const std::string stat(buffer, static_cast<size_t>(n));
     const size_t name_end = stat.rfind(')');  // the command name may hold spaces and parentheses
     if (name_end == std::string::npos || name_end + 4 >= stat.size()) continue;
     const char state = stat[name_end + 2];

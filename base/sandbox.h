@@ -51,7 +51,7 @@ class SandboxedProcess {
   // The next line of stdout (without its newline), waiting at most `timeout_s`.
   Read read_line(std::string& line, double timeout_s, size_t max_bytes);
   // Kills every process of the sandbox (descendants first, then the supervisor) and reaps it.
-  void kill_all();
+  void kill_all() noexcept;
   // "exit status 1", "killed by signal 9 (Killed)", ... once the program has ended; "" before.
   std::string how_it_ended();
   const std::string& stderr_tail() const { return stderr_tail_; }  // its last stderr bytes

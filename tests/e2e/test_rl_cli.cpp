@@ -125,7 +125,7 @@ std::vector<Json> metrics_without_timings(const std::string& run_dir) {
   std::ifstream in(run_dir + "/metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     Json m = Json::parse(line);
-    for (const char* key : {"rollout_seconds", "train_seconds", "seconds"}) m.erase(key);
+    for (const char* key : {"rollout_seconds", "train_seconds", "seconds", "tool_seconds", "rollout_tokens_per_s"}) m.erase(key);
     steps.push_back(std::move(m));
   }
   return steps;
@@ -257,7 +257,9 @@ TEST(RlCli, UserToolProgramsAreStartedBeforeTheRunAndLeaveNothingBehind) {
   std::ifstream metrics(run + "/metrics.jsonl");
   std::string first;
   std::getline(metrics, first);
-  EXPECT_TRUE(Json::parse(first).contains("tool_calls")) << first;
+  const Json row = Json::parse(first);
+  for (const char* key : {"tool_calls", "tool_calls_max", "tool_seconds"}) EXPECT_TRUE(row.contains(key)) << key << first;
+  EXPECT_GT(row["rollout_tokens_per_s"].get<double>(), 0.0) << first;
   EXPECT_TRUE(fs::is_empty(dir / "work")) << "tool directories outlived the run";
   EXPECT_TRUE(live_descendants(::getpid()).empty());
 

@@ -84,6 +84,9 @@ Json RlStepMetrics::to_json() const {
                {"logprob_mismatch_mean", logprob_mismatch_mean},
                {"logprob_mismatch_share_over_1e-5", logprob_mismatch_share_over_1e5},
                {"tool_calls", tools.calls},
+               {"tool_calls_max", tool_calls_max},
+               {"tool_seconds", tools.seconds},
+               {"rollout_tokens_per_s", rollout_tokens_per_s},
                {"trained_episodes", trained_episodes},
                {"rollout_seconds", rollout_seconds},
                {"train_seconds", train_seconds},
@@ -122,10 +125,11 @@ RlTrainer::StepOutcomes RlTrainer::gather_outcomes(const std::vector<Episode>& e
     const double* f = slots.data() + e * kFacts;
     all.episodes.push_back({f[0], f[1], f[2], f[3], f[4]});
   }
-  for (const auto& text : parallel_->gather_over_dp(Json{{"calls", mine.calls}, {"events", mine.events}}.dump())) {
+  for (const auto& text : parallel_->gather_over_dp(Json{{"calls", mine.calls}, {"seconds", mine.seconds}, {"events", mine.events}}.dump())) {
     const auto stats = Json::parse(text);
     ToolStats rank_stats;
     rank_stats.calls = stats.at("calls").get<int64_t>();
+    rank_stats.seconds = stats.at("seconds").get<double>();
     rank_stats.events = stats.at("events").get<std::map<std::string, int64_t>>();
     all.tools.merge(rank_stats);
   }
@@ -317,7 +321,9 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
     m.truncation_rate += e.truncated;
     m.response_length += e.response_tokens;
     m.tool_calls_per_episode += e.tool_calls;
+    m.tool_calls_max = std::max(m.tool_calls_max, static_cast<int64_t>(e.tool_calls));
   }
+  m.rollout_tokens_per_s = m.rollout_seconds > 0 ? m.response_length / m.rollout_seconds : 0.0;
   m.tools = all.tools;
   const double N = static_cast<double>(all.episodes.size());
   for (double* v : {&m.accuracy, &m.format_rate, &m.truncation_rate, &m.response_length, &m.tool_calls_per_episode})

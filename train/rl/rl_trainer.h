@@ -47,6 +47,8 @@ struct RlStepMetrics {
   ToolStats tools;
   int64_t trained_episodes = 0;  // episodes in groups with a learning signal (see train_step)
   double rollout_seconds = 0, train_seconds = 0, seconds = 0;
+  int64_t tool_calls_max = 0;       // the most tool calls of one episode
+  double rollout_tokens_per_s = 0;  // sampled tokens of every rank / the rollout's wall time
   Json to_json() const;
 };
 

@@ -1,6 +1,7 @@
 #include "train/rl/rollout.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/error.h"
 
@@ -75,8 +76,10 @@ bool RolloutEngine::absorb(Episode& e, const model::GeneratedSequence& generated
   std::vector<data::ChatMessage> messages;
   if (!e.tool_session && tools_.has_programs()) e.tool_session = tools_.open_session();
   for (const auto& call : parsed.calls) {
+    const auto started = std::chrono::steady_clock::now();
     const ToolResult r = e.num_tool_calls < max_tool_calls ? tools_.run(call, e.num_tool_calls, e.tool_session.get())
                                                            : tools_.refuse_over_limit(call, e.num_tool_calls, max_tool_calls);
+    e.tool_stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     ++e.num_tool_calls;
     e.tool_stats.add(r.event);
     data::ChatMessage m;

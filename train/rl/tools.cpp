@@ -43,6 +43,7 @@ void ToolStats::add(ToolEvent event) {
 
 void ToolStats::merge(const ToolStats& other) {
   calls += other.calls;
+  seconds += other.seconds;
   for (const auto& [name, n] : other.events) events[name] += n;
 }
 

@@ -43,6 +43,7 @@ const char* tool_event_name(ToolEvent event);
 
 struct ToolStats {
   int64_t calls = 0;  // every call the model made, well-formed or not
+  double seconds = 0;  // wall time spent answering them (tool programs included)
   std::map<std::string, int64_t> events;  // tool_event_name -> count (ok included)
   void add(ToolEvent event);
   void merge(const ToolStats& other);

@@ -4,6 +4,7 @@
 // nothing was written outside the episode's directory. Declarations that cannot run are refused
 // with errors naming the file, tool and field.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -88,8 +89,12 @@ void write_file(const std::string& path, const std::string& text, fs::perms perm
 
 // Alive: the process exists and is not a zombie.
 bool alive(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY);  // iostreams throw on ESRCH
+  if (fd < 0) return false;
+  char buffer[1024];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+  ::close(fd);
+  const std::string stat(buffer, static_cast<size_t>(std::max<ssize_t>(n, 0)));
   const size_t end = stat.rfind(')');
   return end != std::string::npos && end + 2 < stat.size() && stat[end + 2] != 'Z' && stat[end + 2] != 'X';
 }
