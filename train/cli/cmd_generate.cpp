@@ -132,7 +132,7 @@ int generate_with_tools(model::KimiForCausalLM& lm, const data::Tokenizer& token
   rollout.max_tool_calls = max_tool_calls;
   rollout.seed = generation.seed;
   const auto start = std::chrono::steady_clock::now();
-  const auto episodes = engine.run(train::rl::model_policy(lm), prompts, rollout);
+  const auto episodes = engine.run_model(lm, prompts, rollout);  // continuous batching
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Json rows = Json::array();
   int64_t sampled = 0;

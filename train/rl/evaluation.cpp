@@ -33,32 +33,38 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
   if (problems.empty()) return report;
   const bool was_training = lm->is_training();
   lm->eval();
-  const Policy policy = model_policy(lm);
-  size_t batch_index = 0;
-  for (size_t begin = 0; begin < problems.size(); begin += static_cast<size_t>(options.batch_size), ++batch_index) {
-    if (static_cast<int64_t>(batch_index % static_cast<size_t>(options.num_shards)) != options.shard) continue;
-    const size_t end = std::min(problems.size(), begin + static_cast<size_t>(options.batch_size));
-    std::vector<std::vector<int64_t>> prompts;
-    for (size_t i = begin; i < end; ++i) prompts.push_back(problems[i].prompt);
-    RolloutOptions rollout = options.rollout;
-    rollout.seed = options.rollout.seed + begin;  // each batch its own stream, fixed for every model
-    const auto episodes = engine.run(policy, prompts, rollout);
-    for (size_t i = begin; i < end; ++i) {
-      const Episode& e = episodes[i - begin];
-      const EpisodeOutcome o = env.judge(e, problems[i]);
-      report.accuracy += o.correct;
-      report.format_rate += o.format_ok;
-      report.truncation_rate += o.truncated;
-      report.tool_calls_per_episode += static_cast<double>(e.num_tool_calls);
-      report.response_tokens += static_cast<double>(e.response_tokens);
-      if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
-        const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
-        report.samples.push_back({{"problem", i},
-                                  {"question", problems[i].question},
-                                  {"answer", problems[i].answer},
-                                  {"response", options.tokenizer->decode(response)},
-                                  {"correct", o.correct}});
-      }
+  // This shard's batches, rolled out together; each problem samples from its own seed, so the
+  // figures do not depend on the batch size, the batching or the number of shards.
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < problems.size(); ++i)
+    if (static_cast<int64_t>((i / static_cast<size_t>(options.batch_size)) % static_cast<size_t>(options.num_shards)) ==
+        options.shard)
+      mine.push_back(i);
+  std::vector<std::vector<int64_t>> prompts;
+  RolloutOptions rollout = options.rollout;
+  rollout.slots = options.batch_size;
+  rollout.row_seeds.clear();
+  for (const size_t i : mine) {
+    prompts.push_back(problems[i].prompt);
+    rollout.row_seeds.push_back(options.rollout.seed * 1000003ull + i);
+  }
+  const auto episodes = engine.run_model(lm, prompts, rollout);
+  for (size_t j = 0; j < mine.size(); ++j) {
+    const size_t i = mine[j];
+    const Episode& e = episodes[j];
+    const EpisodeOutcome o = env.judge(e, problems[i]);
+    report.accuracy += o.correct;
+    report.format_rate += o.format_ok;
+    report.truncation_rate += o.truncated;
+    report.tool_calls_per_episode += static_cast<double>(e.num_tool_calls);
+    report.response_tokens += static_cast<double>(e.response_tokens);
+    if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
+      const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
+      report.samples.push_back({{"problem", i},
+                                {"question", problems[i].question},
+                                {"answer", problems[i].answer},
+                                {"response", options.tokenizer->decode(response)},
+                                {"correct", o.correct}});
     }
   }
   const double n = static_cast<double>(problems.size());

@@ -17,6 +17,9 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.rollout_batch_prompts", KeyType::Int, 0,
        "prompt groups per generation batch (0: all of a rank's prompts at once); fixes the batches' shapes, so a "
        "data-parallel run samples exactly what one process does"},
+      {"rl.rollout_batching", KeyType::String, "continuous",
+       "continuous (each episode keeps its slot's latent cache across tool rounds and hands the slot to the next "
+       "episode when it ends) or rounds (every round of a batch waits for its longest turn and prefills again)"},
       {"rl.routing_replay", KeyType::Bool, true,
        "the trainer's forward routes each token to the experts the sampler chose (MoE models), so a router "
        "near-tie flipped by rounding cannot separate its log-probs from the sampler's"},
@@ -122,6 +125,7 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.prompts_per_step = r.get_int("rl.prompts_per_step");
   o.samples_per_prompt = r.get_int("rl.samples_per_prompt");
   o.rollout_batch_prompts = r.get_int("rl.rollout_batch_prompts");
+  o.rollout_batching = parse_rollout_batching(r.get_string("rl.rollout_batching"), "rl.rollout_batching");
   o.routing_replay = r.get_bool("rl.routing_replay");
   o.updates_per_batch = r.get_int("rl.updates_per_batch");
   o.micro_batch_size = r.get_int("rl.micro_batch_size");

@@ -30,6 +30,7 @@ struct RlOptions {
   int64_t prompts_per_step = 8;
   int64_t samples_per_prompt = 4; // the group of each prompt
   int64_t rollout_batch_prompts = 0;  // prompt groups per generation batch; 0: all of a rank's
+  RolloutBatching rollout_batching = RolloutBatching::continuous;
   bool routing_replay = true;      // the trainer replays the sampler's expert choices (model/routing_replay.h)
   int64_t updates_per_batch = 1;
   int64_t micro_batch_size = 16;

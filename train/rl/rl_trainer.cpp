@@ -236,6 +236,7 @@ EvalReport RlTrainer::evaluate() {
   eval.rollout.max_response_tokens = options_.max_response_tokens;
   eval.rollout.max_tool_calls = options_.max_tool_calls;
   eval.rollout.seed = options_.eval_seed;
+  eval.rollout.batching = options_.rollout_batching;
   eval.tokenizer = tokenizer_.get();
   eval.num_samples = 16;
   eval.shard = parallel_->coord().dp_rank;  // the ranks share the held-out batches
@@ -286,18 +287,10 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
   rollout.seed = options_.train.seed * 7919ull + static_cast<uint64_t>(step);
   rollout.record_routing = options_.routing_replay && model::num_moe_layers(*model_->model) > 0;
   model_->eval();
-  // In batches of rl.rollout_batch_prompts groups (all at once by default).
-  const auto policy = model_policy(sampling_model());
-  const size_t batch_rows = options_.rollout_batch_prompts > 0 ? static_cast<size_t>(options_.rollout_batch_prompts * K)
-                                                                : std::max<size_t>(prompts.size(), 1);
-  std::vector<Episode> episodes;
-  for (size_t first = 0; first < prompts.size(); first += batch_rows) {
-    const size_t end = std::min(prompts.size(), first + batch_rows);
-    RolloutOptions part = rollout;
-    part.row_seeds.assign(rollout.row_seeds.begin() + static_cast<int64_t>(first), rollout.row_seeds.begin() + static_cast<int64_t>(end));
-    const std::vector<std::vector<int64_t>> batch(prompts.begin() + static_cast<int64_t>(first), prompts.begin() + static_cast<int64_t>(end));
-    for (auto& episode : engine_->run(policy, batch, part)) episodes.push_back(std::move(episode));
-  }
+  // rl.rollout_batch_prompts groups at once (all of them by default), batched as rl.rollout_batching says.
+  rollout.batching = options_.rollout_batching;
+  rollout.slots = options_.rollout_batch_prompts * K;
+  std::vector<Episode> episodes = engine_->run_model(sampling_model(), prompts, rollout);
   model_->train();
   m.rollout_seconds = seconds_since(start);
 

@@ -3,8 +3,14 @@
 // <|im_end|>, the tool messages and the next assistant header are appended (ChatTemplate::
 // render_tool_results) and generation resumes, up to max_tool_calls calls. Every episode keeps
 // which tokens the model sampled (the only ones a loss may touch: template and tool-result tokens
-// never are) with the sampler's log-probs, so the trainer can check its recomputation. Generation
-// goes through a Policy function, so tests can script the model's turns.
+// never are) with the sampler's log-probs, so the trainer can check its recomputation.
+// Two ways to batch episodes (RolloutOptions::batching):
+//   continuous  every episode holds a slot of a model::SlotDecoder: its cache persists across its
+//               tool rounds (only new tokens are prefilled), its turns end on their own, and an
+//               episode that ends hands its slot to the next one at once (run_continuous);
+//   rounds      all episodes of a batch generate one turn together, the round waits for the
+//               longest, and each round prefills every context again (run; the former way).
+// Generation goes through a Policy function or a TurnDecoder, so tests can script the model.
 // Legend: N episodes.
 #pragma once
 
@@ -12,23 +18,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "model/sampler.h"
+#include "model/slot_decoder.h"
 #include "train/rl/tools.h"
 #include "train/rl/turn_parser.h"
 
 namespace k2f::train::rl {
 
+enum class RolloutBatching { continuous, rounds };
+const char* rollout_batching_name(RolloutBatching batching);  // "continuous" or "rounds"
+// "continuous" or "rounds"; anything else throws naming `key` and the value.
+RolloutBatching parse_rollout_batching(const std::string& text, const std::string& key);
+
 struct RolloutOptions {
   model::SamplingOptions sampling;
+  RolloutBatching batching = RolloutBatching::continuous;
+  int64_t slots = 0;                  // episodes generated at once (a round's batch); 0: all of them
   int64_t max_response_tokens = 128;  // sampled tokens per episode, all turns together (the budget)
   int64_t max_tool_calls = 2;         // calls per episode; later calls get an over_limit message
   uint64_t seed = 0;
   // One per prompt (optional): episode i samples from its own generator, seeded from row_seeds[i]
-  // and the round, whatever else shares its batch (model::GenerationOptions::row_seeds).
+  // and the round, whatever else shares its batch (model::GenerationOptions::row_seeds). Without
+  // them, continuous batching seeds episode i from (seed, i) and rounds batching draws each round's
+  // batch from one generator.
   std::vector<uint64_t> row_seeds;
   // Keep the experts the sampler routed every token to (Episode::experts_SMK), for routing replay.
   bool record_routing = false;
@@ -61,13 +78,34 @@ using Policy = std::function<std::vector<model::GeneratedSequence>(const std::ve
                                                                    const model::GenerationOptions&)>;
 Policy model_policy(model::KimiForCausalLM lm);
 
+// Turns in slots, as model::SlotDecoder runs them (its comments say what each call means); tests
+// script one.
+class TurnDecoder {
+ public:
+  virtual ~TurnDecoder() = default;
+  virtual int64_t slots() const = 0;
+  virtual void begin_turn(int64_t slot, const std::vector<int64_t>& tokens, bool fresh, int64_t max_new_tokens,
+                          uint64_t seed) = 0;
+  virtual std::vector<std::pair<int64_t, model::GeneratedSequence>> decode_until_a_turn_ends() = 0;
+};
+
 class RolloutEngine {
  public:
   // All three must outlive the engine.
   RolloutEngine(const data::Tokenizer& tokenizer, const data::ChatTemplate& chat, const ToolRunner& tools);
 
+  // Episodes of `lm` batched as options.batching says.
+  std::vector<Episode> run_model(model::KimiForCausalLM lm, const std::vector<std::vector<int64_t>>& prompts,
+                                 const RolloutOptions& options) const;
+  // Rounds batching: every batch of options.slots episodes generates its turns together.
   std::vector<Episode> run(const Policy& policy, const std::vector<std::vector<int64_t>>& prompts,
                            const RolloutOptions& options) const;
+  // Continuous batching: episodes take the decoder's slots in order and leave them when they end.
+  std::vector<Episode> run_continuous(TurnDecoder& decoder, const std::vector<std::vector<int64_t>>& prompts,
+                                      const RolloutOptions& options) const;
+  // model::SlotDecoder of `lm` with `slots` slots, sampling and routing as `options` say.
+  std::unique_ptr<TurnDecoder> model_decoder(model::KimiForCausalLM lm, int64_t slots,
+                                             const RolloutOptions& options) const;
 
   // Appends the sampled tokens of one generation step to `episode` (at most `budget` of them) and
   // handles what they end with; returns true when the episode is over. Exposed for tests.
@@ -77,6 +115,10 @@ class RolloutEngine {
   const std::vector<int64_t>& stop_ids() const { return stop_ids_; }
 
  private:
+  // Every rounds-batched batch of at most options.slots episodes through run().
+  std::vector<Episode> run_in_batches(const Policy& policy, const std::vector<std::vector<int64_t>>& prompts,
+                                      const RolloutOptions& options) const;
+
   const data::Tokenizer& tokenizer_;
   const data::ChatTemplate& chat_;
   const ToolRunner& tools_;

@@ -4,12 +4,14 @@
 // failure is shown to the model and the episode goes on, budgets end episodes, and the routing
 // the sampler records follows the episode's tokens through a tool round; a program tool keeps one
 // process and directory per episode, gone when the episode ends; with the model as the policy, an
-// episode stops at the model's positions.
+// episode stops at the model's positions. Continuous batching (a scripted TurnDecoder, then the
+// model's SlotDecoder) gives every episode what it gets alone and hands slots on as episodes end.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "data/chat_template.h"
@@ -326,6 +328,124 @@ TEST(Rollout, BudgetsEndEpisodes) {
   EXPECT_EQ(e.tool_stats.count(ToolEvent::over_limit), 1);
 }
 
+// A TurnDecoder playing script[episode][turn] (episodes numbered by their fresh begins, as
+// run_continuous fills slots in order), cut at the budget and stop tokens like model::generate.
+// A turn of n tokens takes n decode steps, so turns of different lengths end at different times.
+class ScriptedDecoder : public TurnDecoder {
+ public:
+  ScriptedDecoder(int64_t slots, std::vector<std::vector<Tokens>> script, std::vector<int64_t> stops)
+      : slots_(static_cast<size_t>(slots)), script_(std::move(script)), stops_(std::move(stops)),
+        seen_(script_.size()) {}
+  int64_t slots() const override { return static_cast<int64_t>(slots_.size()); }
+  void begin_turn(int64_t slot, const Tokens& tokens, bool fresh, int64_t max_new_tokens, uint64_t) override {
+    Slot& s = slots_.at(static_cast<size_t>(slot));
+    EXPECT_FALSE(s.running) << "slot " << slot;
+    if (fresh) {
+      s.episode = next_episode_++;
+      s.turn = 0;
+      ++fresh_begins[slot];
+    } else {
+      ++s.turn;
+    }
+    auto& seen = seen_.at(s.episode);
+    seen.insert(seen.end(), tokens.begin(), tokens.end());
+    s.out = model::GeneratedSequence{};
+    for (const int64_t id : script_.at(s.episode).at(static_cast<size_t>(s.turn))) {
+      if (static_cast<int64_t>(s.out.tokens.size()) == max_new_tokens) break;
+      s.out.tokens.push_back(id);
+      s.out.model_logprobs.push_back(-0.25);
+      s.out.sampling_logprobs.push_back(-0.25);
+      if (std::find(stops_.begin(), stops_.end(), id) != stops_.end()) {
+        s.out.finish = model::FinishReason::kStop;
+        break;
+      }
+    }
+    s.left = static_cast<int64_t>(s.out.tokens.size());
+    s.running = true;
+    int64_t running = 0;
+    for (const Slot& other : slots_) running += other.running;
+    most_running = std::max(most_running, running);
+  }
+  std::vector<std::pair<int64_t, model::GeneratedSequence>> decode_until_a_turn_ends() override {
+    int64_t step = -1;
+    for (const Slot& s : slots_)
+      if (s.running && (step < 0 || s.left < step)) step = s.left;
+    std::vector<std::pair<int64_t, model::GeneratedSequence>> ended;
+    if (step < 0) return ended;
+    for (size_t b = 0; b < slots_.size(); ++b) {
+      Slot& s = slots_[b];
+      if (!s.running) continue;
+      s.left -= step;
+      if (s.left > 0) continue;
+      s.running = false;
+      auto& seen = seen_.at(s.episode);
+      if (!s.out.tokens.empty()) seen.insert(seen.end(), s.out.tokens.begin(), s.out.tokens.end() - 1);
+      ended.emplace_back(static_cast<int64_t>(b), std::move(s.out));
+    }
+    return ended;
+  }
+  // Per episode: every token it was handed or fed back (each turn's last token is not), in order.
+  const std::vector<Tokens>& seen() const { return seen_; }
+  std::map<int64_t, int> fresh_begins;
+  int64_t most_running = 0;
+
+ private:
+  struct Slot {
+    bool running = false;
+    size_t episode = 0;
+    int64_t turn = 0, left = 0;
+    model::GeneratedSequence out;
+  };
+  std::vector<Slot> slots_;
+  std::vector<std::vector<Tokens>> script_;
+  std::vector<int64_t> stops_;
+  std::vector<Tokens> seen_;
+  size_t next_episode_ = 0;
+};
+
+// Five episodes of 0 to 3 tool rounds through 2 slots: each equals the same episode rolled out
+// alone (rounds batching), the slots were handed on as episodes ended, and every token an episode
+// holds reached the decoder exactly once (nothing prefilled twice).
+TEST(Rollout, ContinuousBatchingGivesEachEpisodeWhatItGetsAloneAndHandsSlotsOn) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  const auto call = [&](int index, const std::string& expression) {
+    return f.turn("Tool.", "", {{"functions.calculator:" + std::to_string(index), "{\"expression\": \"" + expression + "\"}"}});
+  };
+  const std::vector<std::vector<Tokens>> script = {
+      {call(0, "1 + 1"), f.turn("Two.", "Answer: 2", {})},
+      {call(0, "2 * 3"), call(1, "6 * 7"), call(2, "42 - 2"), f.turn("Forty.", "Answer: 40", {})},
+      {f.turn("No tool needed here at all.", "Answer: 5", {})},
+      {call(0, "9 - 3"), call(1, "6 / 0"), f.turn("Broken.", "Answer: 6", {})},
+      {call(0, "100 + 1"), f.turn("", "Answer: 101", {})},
+  };
+  RolloutOptions options;
+  options.max_response_tokens = 400;
+  options.max_tool_calls = 5;
+  const std::vector<Tokens> prompts(script.size(), f.prompt());
+  ScriptedDecoder decoder(2, script, engine.stop_ids());
+  const auto together = engine.run_continuous(decoder, prompts, options);
+  ASSERT_EQ(together.size(), script.size());
+  for (size_t i = 0; i < script.size(); ++i) {
+    std::vector<std::vector<Tokens>> rounds;
+    for (const auto& turn : script[i]) rounds.push_back({turn});
+    const Episode alone = engine.run(scripted(rounds), {f.prompt()}, options).at(0);
+    const Episode& e = together[i];
+    EXPECT_EQ(e.tokens, alone.tokens) << "episode " << i;
+    EXPECT_EQ(e.sampled, alone.sampled) << "episode " << i;
+    EXPECT_EQ(e.tool_messages, alone.tool_messages) << "episode " << i;
+    EXPECT_EQ(e.num_tool_calls, static_cast<int64_t>(script[i].size()) - 1);
+    EXPECT_EQ(e.final_content, alone.final_content);
+    EXPECT_FALSE(e.truncated);
+    EXPECT_EQ(decoder.seen()[i], Tokens(e.tokens.begin(), e.tokens.end() - 1))
+        << "episode " << i << ": the decoder was handed other tokens";
+  }
+  EXPECT_EQ(together[3].tool_stats.count(ToolEvent::tool_error), 1);
+  EXPECT_EQ(decoder.most_running, 2);
+  EXPECT_EQ(decoder.fresh_begins[0] + decoder.fresh_begins[1], 5);
+  EXPECT_GE(std::min(decoder.fresh_begins[0], decoder.fresh_begins[1]), 2) << "both slots were refilled";
+}
+
 // model_policy with a real (tiny, random) model: an episode never grows past the model's
 // max_position_embeddings; the turn that reaches it ends "length" and the episode is truncated.
 TEST(Rollout, ModelPolicyEndsEpisodesAtTheModelsPositions) {
@@ -341,10 +461,49 @@ TEST(Rollout, ModelPolicyEndsEpisodesAtTheModelsPositions) {
     config.max_position_embeddings = static_cast<int64_t>(prompt.size()) + room;
     model::KimiForCausalLM lm(config);
     model::init_weights(lm, 1);
-    const Episode e = engine.run(model_policy(lm), {prompt}, options).at(0);
-    EXPECT_TRUE(e.truncated) << "room " << room;
-    EXPECT_EQ(e.response_tokens, room);
-    EXPECT_EQ(static_cast<int64_t>(e.tokens.size()), config.max_position_embeddings);
+    for (const auto batching : {RolloutBatching::rounds, RolloutBatching::continuous}) {
+      options.batching = batching;
+      const Episode e = engine.run_model(lm, {prompt}, options).at(0);
+      EXPECT_TRUE(e.truncated) << "room " << room << ", " << rollout_batching_name(batching);
+      EXPECT_EQ(e.response_tokens, room);
+      EXPECT_EQ(static_cast<int64_t>(e.tokens.size()), config.max_position_embeddings);
+    }
+  }
+}
+
+// The model's own decoder: with episode seeds, continuous batching through 3 slots samples the
+// tokens rounds batching samples (all 8 episodes in one batch) and what each episode samples alone.
+TEST(Rollout, ContinuousBatchingOfTheModelSamplesWhatRoundsBatchingAndEachEpisodeAloneSample) {
+  Fixture f;
+  const RolloutEngine engine(tokenizer(), f.chat, f.tools);
+  auto config = testing::tiny_config();
+  config.vocab_size = tokenizer().vocab_size();
+  model::KimiForCausalLM lm(config);
+  model::init_weights(lm, 5);
+  lm->eval();
+  RolloutOptions options;
+  options.max_response_tokens = 24;
+  options.sampling.temperature = 1.0;
+  std::vector<Tokens> prompts;
+  for (int i = 0; i < 8; ++i) {
+    Tokens p = f.prompt();
+    f.text(p, std::string(static_cast<size_t>(i), 'x'));  // prompts of different lengths
+    prompts.push_back(p);
+    options.row_seeds.push_back(40 + static_cast<uint64_t>(i));
+  }
+  options.batching = RolloutBatching::rounds;
+  const auto rounds = engine.run_model(lm, prompts, options);
+  options.batching = RolloutBatching::continuous;
+  options.slots = 3;
+  const auto continuous = engine.run_model(lm, prompts, options);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    RolloutOptions one = options;
+    one.row_seeds = {options.row_seeds[i]};
+    const auto alone = engine.run_model(lm, {prompts[i]}, one).at(0);
+    EXPECT_EQ(continuous[i].tokens, rounds[i].tokens) << "episode " << i;
+    EXPECT_EQ(continuous[i].tokens, alone.tokens) << "episode " << i;
+    for (size_t t = 0; t < continuous[i].tokens.size(); ++t)
+      EXPECT_NEAR(continuous[i].sampler_logprobs[t], rounds[i].sampler_logprobs[t], 1e-5) << "episode " << i;
   }
 }
 
