@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/json_io.h"
 #include "data/arithmetic_task.h"
+#include "data/key_chain_task.h"
 #include "data/store_builder.h"
 #include "data/token_store.h"
 #include "train/cli/command.h"
@@ -66,6 +67,21 @@ int synth_think(const cxxopts::ParseResult& parsed) {
   return 0;
 }
 
+// Synthetic SFT conversations of the embedded horizon task (data/key_chain_task.h).
+int synth_chain(const cxxopts::ParseResult& parsed) {
+  data::KeyChainSynthOptions options;
+  options.out = required_option(parsed, "out", "data");
+  options.count = parsed["count"].as<int64_t>();
+  options.seed = parsed["seed"].as<uint64_t>();
+  options.min_length = parsed["min-length"].as<int64_t>();
+  options.max_length = parsed["max-length"].as<int64_t>();
+  const int64_t lookups = data::write_key_chain_jsonl(options);
+  const Json report = {{"out", options.out}, {"conversations", options.count}, {"lookups", lookups},
+                       {"min_length", options.min_length}, {"max_length", options.max_length}, {"seed", options.seed}};
+  std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int run_data(const Args& args) {
@@ -83,7 +99,10 @@ int run_data(const Args& args) {
                            "  synth-think --out OUT.jsonl [--count N] [--seed S] [--tool-fraction F]\n"
                            "           verifiable arithmetic problems as K2 chat conversations with reasoning,\n"
                            "           a share F of them calling the calculator tool (train split only;\n"
-                           "           build a store from it with --kind chat)");
+                           "           build a store from it with --kind chat)\n"
+                           "  synth-chain --out OUT.jsonl [--count N] [--seed S] [--min-length A] [--max-length B]\n"
+                           "           the horizon task: chains of A..B keys followed through the lookup tool,\n"
+                           "           one call per key, as K2 chat conversations (train split only)");
   options.add_options()("action", "build or inspect", cxxopts::value<std::string>())(
       "input", "build: input .jsonl/.txt file(s)", cxxopts::value<std::vector<std::string>>())(
       "tokenizer", "build: tokenizer directory", cxxopts::value<std::string>())(
@@ -92,9 +111,11 @@ int run_data(const Args& args) {
       "no-progress", "build: no progress bar")("store", "inspect: the store", cxxopts::value<std::string>())(
       "json", "print compact JSON")("count", "synth-think: conversations", cxxopts::value<int64_t>()->default_value("1000"))(
       "seed", "synth-think: problem seed", cxxopts::value<uint64_t>()->default_value("0"))(
-      "tool-fraction", "synth-think: share calling the calculator", cxxopts::value<double>()->default_value("0.5"));
+      "tool-fraction", "synth-think: share calling the calculator", cxxopts::value<double>()->default_value("0.5"))(
+      "min-length", "synth-chain: shortest chain", cxxopts::value<int64_t>()->default_value("1"))(
+      "max-length", "synth-chain: longest chain", cxxopts::value<int64_t>()->default_value("8"));
   options.parse_positional({"action", "input"});
-  options.positional_help("build|inspect|synth-think");
+  options.positional_help("build|inspect|synth-think|synth-chain");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
@@ -102,7 +123,9 @@ int run_data(const Args& args) {
   if (action == "build") return build(parsed);
   if (action == "inspect") return inspect(parsed);
   if (action == "synth-think") return synth_think(parsed);
-  throw cxxopts::exceptions::parsing("unknown action \"" + action + "\" (expected build, inspect or synth-think)");
+  if (action == "synth-chain") return synth_chain(parsed);
+  throw cxxopts::exceptions::parsing("unknown action \"" + action +
+                                     "\" (expected build, inspect, synth-think or synth-chain)");
 }
 
 }  // namespace k2f::cli

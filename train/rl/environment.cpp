@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "train/rl/arithmetic_env.h"
 #include "train/rl/jsonl_prompt_env.h"
+#include "train/rl/key_chain_env.h"
 #include "train/rl/rl_options.h"
 
 namespace k2f::train::rl {
@@ -23,8 +24,12 @@ std::unique_ptr<RlEnvironment> make_environment(const RlOptions& options, const 
                                                 const std::vector<ProgramToolDeclaration>& tools) {
   if (options.environment == "jsonl")
     return std::make_unique<JsonlPromptEnvironment>(chat, options.prompts, options.eval_prompts, tools);
+  if (options.environment == "key_chain")
+    return std::make_unique<KeyChainEnvironment>(chat, options.task_seed, options.chain_length,
+                                                 options.chain_min_length > 0 ? options.chain_min_length
+                                                                              : options.chain_length);
   check(options.environment == "arithmetic", "rl.environment (\"", options.environment,
-        "\") must be \"arithmetic\" or \"jsonl\"");
+        "\") must be \"arithmetic\", \"key_chain\" or \"jsonl\"");
   return std::make_unique<ArithmeticEnvironment>(chat, options.task_seed);
 }
 

@@ -3,6 +3,8 @@
 // "Answer: X", so rewards, metrics and evaluation are shared; environments differ in their tasks
 // and in how they read X (an integer for the arithmetic task, trimmed text for user prompts).
 //   rl.environment = "arithmetic"  the embedded seeded problems (arithmetic_env.h)
+//   rl.environment = "key_chain"   the embedded horizon task: rl.chain_length sequential lookups
+//                                  (key_chain_env.h)
 //   rl.environment = "jsonl"       the user's prompts with reference answers (jsonl_prompt_env.h)
 #pragma once
 

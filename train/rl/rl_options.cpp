@@ -1,13 +1,20 @@
 #include "train/rl/rl_options.h"
 
 #include "base/error.h"
+#include "data/key_chain_task.h"
 
 namespace k2f::train::rl {
 
 std::vector<KeySpec> rl_recipe_keys() {
   return {
       {"rl.environment", KeyType::String, "arithmetic",
-       "task: arithmetic (the embedded verifiable problems) or jsonl (rl.prompts with reference answers)"},
+       "task: arithmetic (the embedded verifiable problems), key_chain (the embedded horizon task: follow "
+       "rl.chain_length keys through the lookup tool) or jsonl (rl.prompts with reference answers)"},
+      {"rl.chain_length", KeyType::Int, 8,
+       "key_chain: sequential lookups each task needs (1 to 300); the held-out tasks have this length"},
+      {"rl.chain_min_length", KeyType::Int, 0,
+       "key_chain: training tasks have lengths drawn from [chain_min_length, chain_length] (a curriculum over "
+       "the horizon); 0: all of rl.chain_length"},
       {"rl.prompts", KeyType::String, "", "jsonl: training prompts, one {\"messages\", \"tools\", \"answer\"} per line"},
       {"rl.eval_prompts", KeyType::String, "", "jsonl: held-out prompts in the same form (empty: no evaluation)"},
       {"rl.tokenizer", KeyType::String, "assets/tokenizer", "tokenizer directory (chat template, tool calls)"},
@@ -80,8 +87,12 @@ void RlOptions::validate() const {
   train.schedule.validate(train.lr, train.steps);
   check(train.checkpoint_interval >= 0, "checkpoint.interval (", train.checkpoint_interval, ") must be >= 0");
   check(train.checkpoint_keep >= 1, "checkpoint.keep (", train.checkpoint_keep, ") must be >= 1");
-  check(environment == "arithmetic" || environment == "jsonl", "rl.environment (\"", environment,
-        "\") must be \"arithmetic\" or \"jsonl\"");
+  check(environment == "arithmetic" || environment == "key_chain" || environment == "jsonl", "rl.environment (\"",
+        environment, "\") must be \"arithmetic\", \"key_chain\" or \"jsonl\"");
+  check(chain_length >= 1 && chain_length <= data::kMaxChainLength, "rl.chain_length (", chain_length,
+        ") must be in [1, ", data::kMaxChainLength, "]");
+  check(chain_min_length >= 0 && chain_min_length <= chain_length, "rl.chain_min_length (", chain_min_length,
+        ") must be in [0, rl.chain_length ", chain_length, "] (0: every training task of rl.chain_length)");
   check(environment != "jsonl" || !prompts.empty(), "rl.environment \"jsonl\" needs rl.prompts (a JSONL file of ",
         "{\"messages\", \"answer\"} lines)");
   check(environment == "jsonl" || (prompts.empty() && eval_prompts.empty()), "rl.prompts and rl.eval_prompts are ",
@@ -119,6 +130,8 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.train = TrainOptions::from_recipe(r);
   o.tokenizer = r.get_string("rl.tokenizer");
   o.environment = r.get_string("rl.environment");
+  o.chain_length = r.get_int("rl.chain_length");
+  o.chain_min_length = r.get_int("rl.chain_min_length");
   o.prompts = r.get_string("rl.prompts");
   o.eval_prompts = r.get_string("rl.eval_prompts");
   o.task_seed = static_cast<uint64_t>(r.get_int("rl.task_seed"));

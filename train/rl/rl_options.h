@@ -23,7 +23,9 @@ std::vector<KeySpec> rl_recipe_keys();
 struct RlOptions {
   TrainOptions train;             // run_dir, seed, dtype, steps, grad_clip, init_from, optimizer, schedule, checkpoints
   std::string tokenizer;          // rl.tokenizer
-  std::string environment;        // "arithmetic" | "jsonl"
+  std::string environment;        // "arithmetic" | "key_chain" | "jsonl"
+  int64_t chain_length = 8;       // key_chain: lookups per task (held-out: exactly this many)
+  int64_t chain_min_length = 0;   // key_chain: shortest training task (0: chain_length)
   std::string prompts;            // jsonl: training prompts file
   std::string eval_prompts;       // jsonl: held-out prompts file ("" = none)
   uint64_t task_seed = 0;         // problem stream (train split)

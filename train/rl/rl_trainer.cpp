@@ -179,6 +179,7 @@ void RlTrainer::set_up() {
   chat_ = std::make_unique<data::ChatTemplate>(*tokenizer_);
   tools_ = std::make_unique<ToolRunner>(options_.tool_limits);
   tools_->add(std::make_shared<CalculatorTool>());
+  tools_->add(std::make_shared<LookupTool>());
   if (!options_.tools.empty()) {
     for (auto& tool : read_tool_declarations(options_.tools)) tools_->add_program(std::move(tool));
     const std::string sandbox = tools_->check_programs_start();  // a program that cannot start fails here

@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "data/expression.h"
+#include "data/key_chain_task.h"
 
 namespace k2f::train::rl {
 
@@ -19,6 +20,14 @@ std::string CalculatorTool::run(const nlohmann::json& arguments) const {
   check(arguments.contains("expression") && arguments["expression"].is_string(),
         "calculator needs {\"expression\": \"...\"}");
   return std::to_string(data::evaluate_expression(arguments["expression"].get<std::string>()));
+}
+
+std::string LookupTool::run(const nlohmann::json& arguments) const {
+  check(arguments.contains("key") && arguments["key"].is_string(), "lookup needs {\"key\": \"...\"}");
+  const std::string key = arguments["key"].get<std::string>();
+  const auto entry = data::look_up_key(key);
+  check(entry.has_value(), "no such key: ", key);
+  return *entry;
 }
 
 const char* tool_event_name(ToolEvent event) {

@@ -36,6 +36,13 @@ class CalculatorTool : public Tool {
   std::string run(const nlohmann::json& arguments) const override;
 };
 
+// {"key": "4173-12"} -> the next key, or "done VVVV" (data::look_up_key, the key-chain task).
+class LookupTool : public Tool {
+ public:
+  std::string name() const override { return "lookup"; }
+  std::string run(const nlohmann::json& arguments) const override;
+};
+
 // crashed: a tool program could not start or ended without answering; bad_answer: it answered
 // something other than the protocol's {"content"} or {"error"} object.
 enum class ToolEvent { ok, malformed, unknown_tool, tool_error, timeout, oversized, over_limit, crashed, bad_answer };

@@ -1,0 +1,159 @@
+#include "data/key_chain_task.h"
+
+#include <random>
+#include <set>
+
+#include "base/error.h"
+#include "base/json_io.h"
+
+namespace k2f::data {
+namespace {
+
+using OJson = nlohmann::ordered_json;
+
+uint64_t mix(uint64_t x) {  // splitmix64's finaliser
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+int64_t check_digit(int64_t first_three) {
+  const int64_t a = first_three / 100, b = first_three / 10 % 10, c = first_three % 10;
+  return (3 * a + 7 * b + 9 * c) % 10;
+}
+
+std::string four_digits(int64_t n) {
+  std::string s = std::to_string(n);
+  return std::string(4 - s.size(), '0') + s;
+}
+
+std::string make_key(int64_t first_three, int64_t remaining) {
+  return four_digits(first_three * 10 + check_digit(first_three)) + "-" + std::to_string(remaining);
+}
+
+struct ParsedKey {
+  int64_t code = 0;  // all four digits
+  int64_t remaining = 0;
+};
+
+std::optional<ParsedKey> parse_key(const std::string& key) {
+  if (key.size() < 6 || key.size() > 8 || key[4] != '-') return std::nullopt;
+  for (size_t i = 0; i < key.size(); ++i)
+    if (i != 4 && (key[i] < '0' || key[i] > '9')) return std::nullopt;
+  if (key[5] == '0') return std::nullopt;  // no leading zeros in R
+  ParsedKey k{std::stoll(key.substr(0, 4)), std::stoll(key.substr(5))};
+  if (check_digit(k.code / 10) != k.code % 10 || k.remaining < 1 || k.remaining > kMaxChainLength) return std::nullopt;
+  return k;
+}
+
+}  // namespace
+
+std::optional<std::string> look_up_key(const std::string& key) {
+  const auto k = parse_key(key);
+  if (!k) return std::nullopt;
+  const uint64_t h = mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->remaining));
+  if (k->remaining == 1) return "done " + four_digits(static_cast<int64_t>(h % 10000));
+  return make_key(static_cast<int64_t>(h % 1000), k->remaining - 1);
+}
+
+std::string KeyChainProblem::question() const {
+  return "Look up the key " + start + ", then the key it returns, and so on until the lookup says done. "
+         "Answer with the value it gives.";
+}
+
+std::vector<std::string> KeyChainProblem::results() const {
+  std::vector<std::string> out;
+  std::string key = start;
+  for (int64_t i = 0; i < length; ++i) {
+    key = *look_up_key(key);
+    out.push_back(key);
+  }
+  return out;
+}
+
+bool is_heldout_key(const std::string& start) {
+  const auto k = parse_key(start);
+  check(k.has_value(), "is_heldout_key: \"", start, "\" is not a key");
+  return mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->remaining) + 0x5EED) % 8 == 0;
+}
+
+std::vector<KeyChainProblem> make_key_chain_problems(uint64_t seed, int64_t count, int64_t min_length,
+                                                     int64_t max_length, TaskSplit split) {
+  check(count >= 0, "problem count (", count, ") must be >= 0");
+  check(min_length >= 1 && min_length <= max_length && max_length <= kMaxChainLength, "chain lengths [", min_length,
+        ", ", max_length, "] must lie within [1, ", kMaxChainLength, "] with min <= max");
+  std::mt19937_64 rng(seed ^ 0xC2B2AE3D27D4EB4Full);
+  std::set<std::string> seen;
+  std::vector<KeyChainProblem> problems;
+  const auto span = static_cast<uint64_t>(max_length - min_length + 1);
+  // 1000 start codes per length, about 1/8 of them held out: refuse what cannot be met rather than loop.
+  const int64_t most = static_cast<int64_t>(span) * (split == TaskSplit::train ? 800 : 100);
+  check(count <= most, count, " problems of lengths [", min_length, ", ", max_length, "] are more than the ",
+        split == TaskSplit::train ? "train" : "held-out", " split holds distinct (", most, ")");
+  while (static_cast<int64_t>(problems.size()) < count) {
+    const int64_t length = min_length + static_cast<int64_t>(rng() % span);
+    const std::string start = make_key(static_cast<int64_t>(rng() % 1000), length);
+    if (is_heldout_key(start) != (split == TaskSplit::heldout) || !seen.insert(start).second) continue;
+    KeyChainProblem p{start, length, ""};
+    p.answer = p.results().back().substr(5);
+    problems.push_back(std::move(p));
+  }
+  return problems;
+}
+
+OJson lookup_tools_json() {
+  return OJson::array({{{"type", "function"},
+                        {"function",
+                         {{"name", "lookup"},
+                          {"description", "The entry of a key: the next key, or done and the value."},
+                          {"parameters",
+                           {{"type", "object"},
+                            {"properties", {{"key", {{"type", "string"}}}}},
+                            {"required", {"key"}}}}}}}});
+}
+
+OJson make_key_chain_conversation(const KeyChainProblem& problem) {
+  OJson messages = OJson::array();
+  messages.push_back({{"role", "user"}, {"content", problem.question()}});
+  std::string key = problem.start;
+  const auto results = problem.results();
+  for (size_t i = 0; i < results.size(); ++i) {
+    const std::string id = "functions.lookup:" + std::to_string(i);
+    messages.push_back({{"role", "assistant"},
+                        {"reasoning_content", ""},
+                        {"content", ""},
+                        {"tool_calls", OJson::array({{{"id", id},
+                                                      {"type", "function"},
+                                                      {"function", {{"name", "lookup"},
+                                                                    {"arguments", OJson{{"key", key}}.dump()}}}}})}});
+    messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", "lookup"}, {"content", results[i]}});
+    key = results[i];
+  }
+  messages.push_back({{"role", "assistant"}, {"reasoning_content", ""}, {"content", "Answer: " + problem.answer}});
+  return {{"tools", lookup_tools_json()}, {"messages", messages}};
+}
+
+void KeyChainSynthOptions::validate() const {
+  check(!out.empty(), "--out: missing output path");
+  check(count > 0, "--count (", count, ") must be positive");
+  check(min_length >= 1 && min_length <= kMaxChainLength, "--min-length (", min_length, ") must be in [1, ",
+        kMaxChainLength, "]");
+  check(max_length >= min_length && max_length <= kMaxChainLength, "--max-length (", max_length, ") must be in [",
+        "--min-length ", min_length, ", ", kMaxChainLength, "]");
+}
+
+int64_t write_key_chain_jsonl(const KeyChainSynthOptions& options) {
+  options.validate();
+  std::string text;
+  int64_t lookups = 0;
+  for (const auto& problem :
+       make_key_chain_problems(options.seed, options.count, options.min_length, options.max_length, TaskSplit::train)) {
+    lookups += problem.length;
+    text += make_key_chain_conversation(problem).dump() + "\n";
+  }
+  write_text_file_atomic(options.out, text);
+  return lookups;
+}
+
+}  // namespace k2f::data
