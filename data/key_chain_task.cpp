@@ -18,9 +18,48 @@ uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   return x ^ (x >> 31);
 }
 
-int64_t check_digit(int64_t first_three) {
-  const int64_t a = first_three / 100, b = first_three / 10 % 10, c = first_three % 10;
-  return (3 * a + 7 * b + 9 * c) % 10;
+// A key names (code, lookups left) without showing either: id = code * 300 + left - 1, scrambled
+// by an affine bijection modulo kIds, written as six digits and a check digit.
+constexpr int64_t kCodes = 1000;
+constexpr int64_t kIds = kCodes * kMaxChainLength;  // 300000 = 2^5 3 5^5
+constexpr int64_t kScale = 16807;                   // 7^5: coprime with kIds
+constexpr int64_t kShift = 123457;
+
+int64_t inverse_scale() {
+  for (int64_t x = 1; x < kIds; ++x)
+    if (kScale * x % kIds == 1) return x;
+  return 0;
+}
+
+int64_t check_digit(const std::string& six) {
+  int64_t sum = 0;
+  for (size_t i = 0; i < six.size(); ++i) sum += (six[i] - '0') * (i % 2 == 0 ? 3 : 7);
+  return sum % 10;
+}
+
+std::string make_key(int64_t code, int64_t left) {
+  const int64_t id = code * kMaxChainLength + left - 1;
+  std::string six = std::to_string((id * kScale + kShift) % kIds);
+  six = std::string(6 - six.size(), '0') + six;
+  return six + std::to_string(check_digit(six));
+}
+
+struct ParsedKey {
+  int64_t code = 0;
+  int64_t left = 0;  // lookups left, this one included
+};
+
+std::optional<ParsedKey> parse_key(const std::string& key) {
+  if (key.size() != 7) return std::nullopt;
+  for (const char c : key)
+    if (c < '0' || c > '9') return std::nullopt;
+  const std::string six = key.substr(0, 6);
+  if (check_digit(six) != key[6] - '0') return std::nullopt;
+  const int64_t scrambled = std::stoll(six);
+  if (scrambled >= kIds) return std::nullopt;
+  static const int64_t inverse = inverse_scale();
+  const int64_t id = ((scrambled - kShift) % kIds + kIds) % kIds * inverse % kIds;
+  return ParsedKey{id / kMaxChainLength, id % kMaxChainLength + 1};
 }
 
 std::string four_digits(int64_t n) {
@@ -28,33 +67,20 @@ std::string four_digits(int64_t n) {
   return std::string(4 - s.size(), '0') + s;
 }
 
-std::string make_key(int64_t first_three, int64_t remaining) {
-  return four_digits(first_three * 10 + check_digit(first_three)) + "-" + std::to_string(remaining);
-}
-
-struct ParsedKey {
-  int64_t code = 0;  // all four digits
-  int64_t remaining = 0;
-};
-
-std::optional<ParsedKey> parse_key(const std::string& key) {
-  if (key.size() < 6 || key.size() > 8 || key[4] != '-') return std::nullopt;
-  for (size_t i = 0; i < key.size(); ++i)
-    if (i != 4 && (key[i] < '0' || key[i] > '9')) return std::nullopt;
-  if (key[5] == '0') return std::nullopt;  // no leading zeros in R
-  ParsedKey k{std::stoll(key.substr(0, 4)), std::stoll(key.substr(5))};
-  if (check_digit(k.code / 10) != k.code % 10 || k.remaining < 1 || k.remaining > kMaxChainLength) return std::nullopt;
-  return k;
-}
-
 }  // namespace
 
 std::optional<std::string> look_up_key(const std::string& key) {
   const auto k = parse_key(key);
   if (!k) return std::nullopt;
-  const uint64_t h = mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->remaining));
-  if (k->remaining == 1) return "done " + four_digits(static_cast<int64_t>(h % 10000));
-  return make_key(static_cast<int64_t>(h % 1000), k->remaining - 1);
+  const uint64_t h = mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->left));
+  if (k->left == 1) return "done " + four_digits(static_cast<int64_t>(h % 10000));
+  return make_key(static_cast<int64_t>(h % kCodes), k->left - 1);
+}
+
+std::optional<int64_t> lookups_left(const std::string& key) {
+  const auto k = parse_key(key);
+  if (!k) return std::nullopt;
+  return k->left;
 }
 
 std::string KeyChainProblem::question() const {
@@ -75,7 +101,7 @@ std::vector<std::string> KeyChainProblem::results() const {
 bool is_heldout_key(const std::string& start) {
   const auto k = parse_key(start);
   check(k.has_value(), "is_heldout_key: \"", start, "\" is not a key");
-  return mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->remaining) + 0x5EED) % 8 == 0;
+  return mix(static_cast<uint64_t>(k->code) * 1009ull + static_cast<uint64_t>(k->left) + 0x5EED) % 8 == 0;
 }
 
 std::vector<KeyChainProblem> make_key_chain_problems(uint64_t seed, int64_t count, int64_t min_length,
@@ -93,7 +119,7 @@ std::vector<KeyChainProblem> make_key_chain_problems(uint64_t seed, int64_t coun
         split == TaskSplit::train ? "train" : "held-out", " split holds distinct (", most, ")");
   while (static_cast<int64_t>(problems.size()) < count) {
     const int64_t length = min_length + static_cast<int64_t>(rng() % span);
-    const std::string start = make_key(static_cast<int64_t>(rng() % 1000), length);
+    const std::string start = make_key(static_cast<int64_t>(rng() % kCodes), length);
     if (is_heldout_key(start) != (split == TaskSplit::heldout) || !seen.insert(start).second) continue;
     KeyChainProblem p{start, length, ""};
     p.answer = p.results().back().substr(5);

@@ -1,10 +1,11 @@
 // The embedded horizon task (issue 24): a chain of keys followed through a lookup tool. A key is
-// "CCCC-R": a four-digit code whose last digit checks the first three, and R, the lookups left
-// (1..300). Looking up a key with R > 1 returns the next key (a fixed pseudo-random function of
-// the code and R, so the tool needs no state and every program computes the same chain); with
-// R = 1 it returns "done VVVV", the value the task asks for. A task of length N starts at a key
-// with R = N, so its answer needs exactly N sequential calls, each on the result of the last, and
-// its checker is exact. The held-out split is a function of the start key (a hash), like the
+// seven digits (six and a check digit) that name, scrambled, a code and the lookups left (1..300):
+// neither can be read off the key, so a policy can only follow the chain, never count or guess
+// along it. Looking up a key with lookups left returns the next key (a fixed pseudo-random function,
+// so the tool needs no state and every program computes the same chain); the last lookup returns
+// "done VVVV", the value the task asks for. A task of length N starts at a key with N lookups
+// left, so its answer needs exactly N sequential calls, each on the result of the last, and its
+// checker is exact. The held-out split is a function of the start key (a hash), like the
 // arithmetic task's.
 #pragma once
 
@@ -22,7 +23,7 @@ namespace k2f::data {
 constexpr int64_t kMaxChainLength = 300;
 
 struct KeyChainProblem {
-  std::string start;   // "4173-12"
+  std::string start;   // "4173052"
   int64_t length = 0;  // lookups needed (the R of the start key)
   std::string answer;  // the value at the chain's end, four digits ("0582")
   std::string question() const;  // the user message
@@ -30,9 +31,11 @@ struct KeyChainProblem {
   std::vector<std::string> results() const;
 };
 
-// The lookup tool's answer for `key`; nullopt when it is not a key ("CCCC-R", a valid check digit,
-// R in [1, kMaxChainLength]).
+// The lookup tool's answer for `key`; nullopt when it is not a key (seven digits, a valid check
+// digit, naming a code and lookups left).
 std::optional<std::string> look_up_key(const std::string& key);
+// The lookups a key has left, itself included; nullopt when it is not a key.
+std::optional<int64_t> lookups_left(const std::string& key);
 
 // `count` distinct problems of `split` with lengths drawn uniformly from [min_length, max_length],
 // in order from a stream seeded by `seed`.

@@ -1,6 +1,7 @@
 #include "train/model_loading.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -65,6 +66,18 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
   }
   log::info("loaded checkpoint ", dir, " (step ", checkpoint.meta.value("step", 0), ")");
   return lm;
+}
+
+std::string resolve_model_dir(const std::string& dir) {
+  const fs::path latest = fs::path(dir) / "latest";
+  if (!fs::exists(fs::path(dir) / "meta.json") && !fs::exists(fs::path(dir) / "config.json") && fs::exists(latest)) {
+    std::ifstream in(latest);
+    std::string name;
+    in >> name;
+    check(!name.empty(), latest.string(), ": empty (expected the name of the run's newest checkpoint)");
+    return (fs::path(dir) / name).string();
+  }
+  return dir;
 }
 
 }  // namespace k2f::train

@@ -18,6 +18,10 @@ namespace k2f::train {
 
 bool is_training_checkpoint(const std::string& dir);
 
+// A run directory (holding `latest`, no model of its own) stands for its newest checkpoint; any
+// other directory for itself.
+std::string resolve_model_dir(const std::string& dir);
+
 struct LoadOptions {
   // INT4 directories: false keeps the routed experts packed (W4A16 kernel); true dequantises them
   // into ordinary fp32 weights.

@@ -15,14 +15,18 @@ namespace k2f::data {
 namespace {
 
 TEST(KeyChainTask, TheLookupIsAFixedFunctionAndRefusesWhatIsNotAKey) {
-  const auto entry = look_up_key("7490-3");
-  ASSERT_TRUE(entry.has_value());
-  EXPECT_EQ(*entry, "7171-2");  // pinned: SFT data written today must match the tool of tomorrow
-  EXPECT_EQ(look_up_key("7171-2"), std::optional<std::string>("2802-1"));
-  EXPECT_EQ(look_up_key("2802-1"), std::optional<std::string>("done 9934"));
-  for (const char* bad : {"7491-3", "7490-0", "7490-301", "7490-03", "749-3", "7490_3", "abcd-3", "", "7490-3 "})
+  // Pinned: SFT data written today must match the tool of tomorrow.
+  EXPECT_EQ(look_up_key("2899710"), std::optional<std::string>("1162648"));
+  EXPECT_EQ(look_up_key("1162648"), std::optional<std::string>("0664572"));
+  EXPECT_EQ(look_up_key("0664572"), std::optional<std::string>("done 9722"));
+  EXPECT_EQ(lookups_left("2899710"), std::optional<int64_t>(3));
+  EXPECT_EQ(lookups_left("0664572"), std::optional<int64_t>(1));
+  for (const char* bad : {"2899711", "3899710", "289971", "28997100", "28997a0", "", "2899710 ", "9999990"})
     EXPECT_FALSE(look_up_key(bad).has_value()) << bad;
-  EXPECT_TRUE(look_up_key("7490-300").has_value());
+  // Every key of a length is a distinct code: 1000 codes x 300 lengths, none read off the key.
+  std::set<std::string> keys;
+  for (const auto& p : make_key_chain_problems(5, 800, 7, 7, TaskSplit::train)) keys.insert(p.start);
+  EXPECT_EQ(keys.size(), 800u);
 }
 
 TEST(KeyChainTask, AChainNeedsExactlyItsLengthOfLookups) {
@@ -31,11 +35,11 @@ TEST(KeyChainTask, AChainNeedsExactlyItsLengthOfLookups) {
     ASSERT_EQ(problems.size(), 5u);
     for (const auto& p : problems) {
       EXPECT_EQ(p.length, n);
-      EXPECT_EQ(p.start.substr(5), std::to_string(n));
+      EXPECT_EQ(lookups_left(p.start), std::optional<int64_t>(n));
       const auto results = p.results();
       ASSERT_EQ(static_cast<int64_t>(results.size()), n);
       for (int64_t i = 0; i + 1 < n; ++i)
-        EXPECT_EQ(results[static_cast<size_t>(i)].substr(5), std::to_string(n - 1 - i)) << "lookup " << i;
+        EXPECT_EQ(lookups_left(results[static_cast<size_t>(i)]), std::optional<int64_t>(n - 1 - i)) << "lookup " << i;
       EXPECT_EQ(results.back(), "done " + p.answer);
       EXPECT_EQ(p.answer.size(), 4u);
     }

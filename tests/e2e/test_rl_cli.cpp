@@ -47,6 +47,44 @@ std::string rl_command(const std::string& run_dir, const std::string& extra = ""
          " --set rl.max_response_tokens=10 --set rl.eval_problems=3 --set rl.max_tool_calls=1 " + extra;
 }
 
+// The horizon task end to end: synth-chain writes chains of the asked lengths, an RL run on
+// key_chain trains and evaluates, and `bench rollout` rolls the same episodes out both ways with
+// every episode's tokens identical (continuous batching changes the speed, not what is sampled).
+TEST(RlCli, KeyChainSynthRlAndTheRolloutBenchmark) {
+  ScratchDir dir("rl-chain");
+  auto r = run_command(kBinary + " data synth-chain --out " + (dir / "c.jsonl") +
+                           " --count 10 --min-length 2 --max-length 4 --json",
+                       false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json synth = Json::parse(r.output);
+  EXPECT_GE(synth["lookups"].get<int64_t>(), 20);
+  EXPECT_LE(synth["lookups"].get<int64_t>(), 40);
+  r = run_command(kBinary + " data synth-chain --out " + (dir / "d.jsonl") + " --min-length 5 --max-length 3");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--max-length (3)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "d.jsonl"));
+
+  const std::string chain = " --set rl.environment=key_chain --set rl.chain_length=6 --set rl.chain_min_length=1";
+  r = run_command(rl_command(dir / "run", chain + " --set rl.max_tool_calls=6"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "eval.json"));
+  r = run_command(kBinary + " rl --recipe " + kSource + "/recipes/tiny_chain_rl.toml --eval-only --model " + tiny_model() +
+                  " --set rl.chain_length=301 --set rl.tokenizer=" + kSource + "/assets/tokenizer");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("rl.chain_length (301) must be in [1, 300]"), std::string::npos) << r.output;
+
+  r = run_command(kBinary + " bench rollout --recipe " + kSource + "/recipes/tiny_chain_rl.toml --model " + tiny_model() +
+                      " --set rl.tokenizer=" + kSource + "/assets/tokenizer --set rl.max_response_tokens=24" +
+                      " --episodes 6 --slots 2 --json",
+                  false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json bench = Json::parse(r.output);
+  EXPECT_EQ(bench["episodes_with_identical_tokens"], 6);
+  EXPECT_GT(bench["continuous"]["sampled_tokens"].get<int64_t>(), 0);
+  EXPECT_EQ(bench["continuous"]["sampled_tokens"], bench["rounds"]["sampled_tokens"]);
+  EXPECT_GT(bench["speedup"].get<double>(), 0);
+}
+
 TEST(RlCli, SynthThinkBuildsIntoAChatStore) {
   ScratchDir dir("rl-synth");
   auto r = run_command(kBinary + " data synth-think --out " + (dir / "t.jsonl") + " --count 20 --seed 3 --json", false);

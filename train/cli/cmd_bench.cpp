@@ -6,13 +6,14 @@
 #include "train/bench_generate.h"
 #include "train/bench_model.h"
 #include "train/bench_quant.h"
+#include "train/bench_rollout.h"
 #include "train/bench_train.h"
 #include "train/cli/command.h"
 
 namespace k2f::cli {
 
 int run_bench(const Args& args) {
-  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), generate (decode with the latent KV cache vs recompute), tokenizer (encode MB/s), data (loader tokens/s), quant (INT4 pack, W4A16 vs bf16 linear at K2 expert shapes, QAT step overhead)");
+  cxxopts::Options options("k2forge bench", "Benchmarks. NAME: model (forward+backward, fp32 vs bf16), train (whole steps, time split), generate (decode with the latent KV cache vs recompute), tokenizer (encode MB/s), data (loader tokens/s), quant (INT4 pack, W4A16 vs bf16 linear at K2 expert shapes, QAT step overhead), rollout (agentic RL rollouts of an RL recipe: continuous vs rounds batching)");
   options.add_options()("name", "benchmark name", cxxopts::value<std::string>())(
       "recipe", "recipe whose [model] is benchmarked (default: recipes/tiny.toml for generate, else recipes/bench_moe.toml)",
       cxxopts::value<std::string>())(
@@ -28,6 +29,9 @@ int run_bench(const Args& args) {
       "prompt-tokens", "generate: random prompt length", cxxopts::value<int64_t>()->default_value("16"))(
       "dtypes", "generate: what to time, any of fp32, bf16 and int4 (routed experts packed, W4A16, vs bf16)",
       cxxopts::value<std::vector<std::string>>()->default_value("fp32,bf16,int4"))(
+      "model", "rollout: the model (default: the RL recipe's train.init_from)", cxxopts::value<std::string>())(
+      "episodes", "rollout: episodes rolled out each way", cxxopts::value<int64_t>()->default_value("64"))(
+      "slots", "rollout: episodes decoded at once", cxxopts::value<int64_t>()->default_value("16"))(
       "json", "print JSON only");
   options.parse_positional({"name"});
   options.positional_help("NAME");
@@ -36,8 +40,8 @@ int run_bench(const Args& args) {
   if (help) return 0;
   const std::string name = required_option(parsed, "name", "bench");
   check(name == "model" || name == "train" || name == "generate" || name == "tokenizer" || name == "data" ||
-            name == "quant",
-        "unknown benchmark \"", name, "\" (available: model, train, generate, tokenizer, data, quant)");
+            name == "quant" || name == "rollout",
+        "unknown benchmark \"", name, "\" (available: model, train, generate, tokenizer, data, quant, rollout)");
   if (name == "tokenizer" || name == "data") {
     train::DataBenchOptions data_options;
     data_options.tokenizer_dir = parsed["tokenizer"].as<std::string>();
@@ -55,6 +59,16 @@ int run_bench(const Args& args) {
   const std::string default_recipe = name == "generate" ? "recipes/tiny.toml" : "recipes/bench_moe.toml";
   const auto recipe =
       train::Recipe::load(parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe, overrides);
+  if (name == "rollout") {
+    check(parsed.count("recipe") > 0, "bench rollout needs --recipe (an RL recipe, e.g. recipes/tiny_chain_rl.toml)");
+    train::RolloutBenchOptions rollout_options;
+    if (parsed.count("model")) rollout_options.model = parsed["model"].as<std::string>();
+    rollout_options.episodes = parsed["episodes"].as<int64_t>();
+    rollout_options.slots = parsed["slots"].as<int64_t>();
+    const auto report = train::bench_rollout(train::rl::RlOptions::from_recipe(recipe), rollout_options);
+    std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
+    return 0;
+  }
   if (name == "quant") {
     const std::string path = parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe;
     auto with = overrides, without = overrides;

@@ -29,18 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A run directory (with `latest`) stands for its newest checkpoint.
-std::string resolve_model_dir(const std::string& dir) {
-  const fs::path latest = fs::path(dir) / "latest";
-  if (!fs::exists(fs::path(dir) / "meta.json") && !fs::exists(fs::path(dir) / "config.json") && fs::exists(latest)) {
-    std::ifstream in(latest);
-    std::string name;
-    in >> name;
-    return (fs::path(dir) / name).string();
-  }
-  return dir;
-}
-
 model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train) {
   check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
   auto lm = load_model(resolve_model_dir(dir));

@@ -36,7 +36,7 @@ class CalculatorTool : public Tool {
   std::string run(const nlohmann::json& arguments) const override;
 };
 
-// {"key": "4173-12"} -> the next key, or "done VVVV" (data::look_up_key, the key-chain task).
+// {"key": "4173052"} -> the next key, or "done VVVV" (data::look_up_key, the key-chain task).
 class LookupTool : public Tool {
  public:
   std::string name() const override { return "lookup"; }
