@@ -67,7 +67,7 @@ TEST(RlCli, KeyChainSynthRlAndTheRolloutBenchmark) {
   const std::string chain = " --set rl.environment=key_chain --set rl.chain_length=6 --set rl.chain_min_length=1";
   r = run_command(rl_command(dir / "run", chain + " --set rl.max_tool_calls=6"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(fs::exists(dir / "run" / "eval.json"));
+  EXPECT_TRUE(fs::exists(fs::path(dir / "run") / "eval.json"));
   r = run_command(kBinary + " rl --recipe " + kSource + "/recipes/tiny_chain_rl.toml --eval-only --model " + tiny_model() +
                   " --set rl.chain_length=301 --set rl.tokenizer=" + kSource + "/assets/tokenizer");
   EXPECT_NE(r.exit_code, 0);
