@@ -5,12 +5,9 @@ namespace k2f::train::rl {
 std::vector<RlTask> ArithmeticEnvironment::tasks(const std::vector<data::ArithmeticProblem>& problems) const {
   std::vector<RlTask> out;
   out.reserve(problems.size());
-  for (const auto& problem : problems) {
-    const nlohmann::ordered_json messages =
-        nlohmann::ordered_json::array({{{"role", "user"}, {"content", problem.question()}}});
-    const auto ids = chat_.render_generation_prompt(messages, data::calculator_tools_json());
-    out.push_back({problem.question(), std::to_string(problem.answer), {ids.begin(), ids.end()}});
-  }
+  for (const auto& problem : problems)
+    out.push_back(single_question_task(chat_, problem.question(), std::to_string(problem.answer),
+                                       data::calculator_tools_json()));
   return out;
 }
 

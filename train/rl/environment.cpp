@@ -8,6 +8,13 @@
 
 namespace k2f::train::rl {
 
+RlTask single_question_task(const data::ChatTemplate& chat, const std::string& question, std::string answer,
+                            const nlohmann::ordered_json& tools_json) {
+  const nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", question}}});
+  const auto ids = chat.render_generation_prompt(messages, tools_json);
+  return {question, std::move(answer), {ids.begin(), ids.end()}};
+}
+
 EpisodeOutcome RlEnvironment::judge(const Episode& episode, const RlTask& task) const {
   EpisodeOutcome outcome;
   outcome.truncated = episode.truncated;

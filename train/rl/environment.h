@@ -30,6 +30,10 @@ struct RlTask {
   std::vector<int64_t> prompt;   // the rendered generation prompt
 };
 
+// A task whose prompt is one user question with `tools_json` declared, ready for the model's turn.
+RlTask single_question_task(const data::ChatTemplate& chat, const std::string& question, std::string answer,
+                            const nlohmann::ordered_json& tools_json);
+
 class RlEnvironment {
  public:
   virtual ~RlEnvironment() = default;

@@ -7,12 +7,8 @@ namespace k2f::train::rl {
 std::vector<RlTask> KeyChainEnvironment::tasks(const std::vector<data::KeyChainProblem>& problems) const {
   std::vector<RlTask> out;
   out.reserve(problems.size());
-  for (const auto& problem : problems) {
-    const nlohmann::ordered_json messages =
-        nlohmann::ordered_json::array({{{"role", "user"}, {"content", problem.question()}}});
-    const auto ids = chat_.render_generation_prompt(messages, data::lookup_tools_json());
-    out.push_back({problem.question(), problem.answer, {ids.begin(), ids.end()}});
-  }
+  for (const auto& problem : problems)
+    out.push_back(single_question_task(chat_, problem.question(), problem.answer, data::lookup_tools_json()));
   return out;
 }
 
