@@ -12,7 +12,7 @@ RlTask single_question_task(const data::ChatTemplate& chat, const std::string& q
                             const nlohmann::ordered_json& tools_json) {
   const nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", question}}});
   const auto ids = chat.render_generation_prompt(messages, tools_json);
-  return {question, std::move(answer), {ids.begin(), ids.end()}};
+  return {question, std::move(answer), {ids.begin(), ids.end()}, {}};
 }
 
 EpisodeOutcome RlEnvironment::judge(const Episode& episode, const RlTask& task) const {
@@ -24,6 +24,8 @@ EpisodeOutcome RlEnvironment::judge(const Episode& episode, const RlTask& task) 
   const bool calls_ok = episode.tool_stats.count(ToolEvent::malformed) == 0 &&
                         episode.tool_stats.count(ToolEvent::unknown_tool) == 0;
   outcome.format_ok = !episode.truncated && episode.think_ok && calls_ok && answer.has_value();
+  if (!task.expected_tool_results.empty())
+    outcome.progress = outcome.correct ? 1.0 : in_order_share(episode.tool_messages, task.expected_tool_results);
   return outcome;
 }
 

@@ -28,6 +28,9 @@ struct RlTask {
   std::string question;          // what the user asked (eval.json samples)
   std::string answer;            // the reference, in the environment's canonical form
   std::vector<int64_t> prompt;   // the rendered generation prompt
+  // What the tools return to an episode that does every step right, in order, where the
+  // environment knows it (key_chain: each lookup's result); empty where it does not.
+  std::vector<std::string> expected_tool_results;
 };
 
 // A task whose prompt is one user question with `tools_json` declared, ready for the model's turn.
@@ -46,7 +49,9 @@ class RlEnvironment {
   virtual std::optional<std::string> answer_in(const std::string& final_content) const = 0;
 
   // correct: not truncated and the answer equals the task's; format_ok: every turn thought
-  // properly, no malformed or unknown tool call, and an answer in the task's form, in budget.
+  // properly, no malformed or unknown tool call, and an answer in the task's form, in budget;
+  // progress: the share of the task's expected tool results the episode reached in order
+  // (in_order_share; 1 for a correct episode; 0 for every episode of a task that expects none).
   EpisodeOutcome judge(const Episode& episode, const RlTask& task) const;
 };
 

@@ -10,6 +10,7 @@ Json EvalReport::to_json() const {
           {"format_rate", format_rate},
           {"truncation_rate", truncation_rate},
           {"tool_calls_per_episode", tool_calls_per_episode},
+          {"progress", progress},
           {"response_tokens", response_tokens}};
 }
 
@@ -20,6 +21,7 @@ EvalReport EvalReport::from_json(const Json& json, Json samples) {
   report.format_rate = json.at("format_rate").get<double>();
   report.truncation_rate = json.at("truncation_rate").get<double>();
   report.tool_calls_per_episode = json.at("tool_calls_per_episode").get<double>();
+  report.progress = json.value("progress", 0.0);  // absent from reports written before it existed
   report.response_tokens = json.at("response_tokens").get<double>();
   report.samples = std::move(samples);
   return report;
@@ -57,6 +59,7 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
     report.format_rate += o.format_ok;
     report.truncation_rate += o.truncated;
     report.tool_calls_per_episode += static_cast<double>(e.num_tool_calls);
+    report.progress += o.progress;
     report.response_tokens += static_cast<double>(e.response_tokens);
     if (options.tokenizer != nullptr && static_cast<int64_t>(i) < options.num_samples) {
       const std::vector<int32_t> response(e.tokens.begin() + e.prompt_length, e.tokens.end());
@@ -69,7 +72,7 @@ EvalReport evaluate_heldout(model::KimiForCausalLM& lm, const RolloutEngine& eng
   }
   const double n = static_cast<double>(problems.size());
   for (double* v : {&report.accuracy, &report.format_rate, &report.truncation_rate, &report.tool_calls_per_episode,
-                    &report.response_tokens})
+                    &report.progress, &report.response_tokens})
     *v /= n;
   if (was_training) lm->train();
   return report;
@@ -84,6 +87,7 @@ EvalReport combine_eval_shards(const std::vector<EvalReport>& shards) {
     whole.format_rate += shard.format_rate;
     whole.truncation_rate += shard.truncation_rate;
     whole.tool_calls_per_episode += shard.tool_calls_per_episode;
+    whole.progress += shard.progress;
     whole.response_tokens += shard.response_tokens;
     for (const auto& sample : shard.samples) samples.push_back(sample);
   }

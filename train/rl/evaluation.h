@@ -32,6 +32,7 @@ struct EvalReport {
   double format_rate = 0;
   double truncation_rate = 0;
   double tool_calls_per_episode = 0;
+  double progress = 0;         // mean share of the steps done right in order (EpisodeOutcome)
   double response_tokens = 0;  // mean sampled tokens
   Json samples = Json::array();  // {"question", "answer", "response", "correct"} (not in to_json)
   Json to_json() const;

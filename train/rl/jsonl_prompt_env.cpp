@@ -65,7 +65,7 @@ std::vector<RlTask> read_prompt_tasks(const data::ChatTemplate& chat, const std:
     check(!conversation.messages.empty() && conversation.messages.back().role == data::ChatRole::user, where,
           ": the last message must be the user's (the turn the model answers)");
     const auto ids = chat.render_generation_prompt(conversation);
-    tasks.push_back({conversation.messages.back().content, answer, {ids.begin(), ids.end()}});
+    tasks.push_back({conversation.messages.back().content, answer, {ids.begin(), ids.end()}, {}});
   }
   check(!tasks.empty(), path, ": no prompts (expected one JSON object per line)");
   return tasks;

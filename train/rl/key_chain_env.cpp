@@ -7,8 +7,10 @@ namespace k2f::train::rl {
 std::vector<RlTask> KeyChainEnvironment::tasks(const std::vector<data::KeyChainProblem>& problems) const {
   std::vector<RlTask> out;
   out.reserve(problems.size());
-  for (const auto& problem : problems)
+  for (const auto& problem : problems) {
     out.push_back(single_question_task(chat_, problem.question(), problem.answer, data::lookup_tools_json()));
+    out.back().expected_tool_results = problem.results();
+  }
   return out;
 }
 

@@ -9,6 +9,15 @@ namespace k2f::train::rl {
 void RewardOptions::validate(const std::string& prefix) const {
   check(length >= 0, prefix, ".length_reward (", length, ") must be >= 0");
   check(truncation_penalty <= 0, prefix, ".truncation_penalty (", truncation_penalty, ") must be <= 0");
+  check(progress >= 0, prefix, ".reward_progress (", progress, ") must be >= 0");
+}
+
+double in_order_share(const std::vector<std::string>& got, const std::vector<std::string>& expected) {
+  if (expected.empty()) return 0.0;
+  size_t reached = 0;
+  for (const auto& result : got)
+    if (reached < expected.size() && result == expected[reached]) ++reached;
+  return static_cast<double>(reached) / static_cast<double>(expected.size());
 }
 
 double k15_length_reward(int64_t length, int64_t min_length, int64_t max_length, bool correct) {
@@ -34,6 +43,7 @@ std::vector<double> compute_rewards(const std::vector<EpisodeOutcome>& outcomes,
       if (o.format_ok) r += options.format;
       if (options.length > 0) r += options.length * k15_length_reward(o.length, min_length, max_length, o.correct);
       if (o.truncated) r += options.truncation_penalty;
+      r += options.progress * o.progress;
       rewards[i] = r;
     }
   }

@@ -16,6 +16,7 @@ struct RewardOptions {
   double format = 0.1;               // added when the format is right
   double length = 0.0;               // weight of the K1.5 length reward (0: off)
   double truncation_penalty = -0.5;  // added when the episode hit the budget
+  double progress = 0.0;             // weight of the progress term: weight x progress (0: off)
   void validate(const std::string& prefix = "rl") const;
 };
 
@@ -24,7 +25,15 @@ struct EpisodeOutcome {
   bool format_ok = false;
   bool truncated = false;
   int64_t length = 0;  // sampled tokens
+  // The share of the task's steps done right, in order from the first (environment.h), in [0, 1]:
+  // a long-horizon task's partial credit, so a policy that never finishes still learns to go on.
+  double progress = 0;
 };
+
+// The share of `expected` reached in order: the longest prefix of `expected` that appears in `got`
+// as a subsequence (other results, such as a tool error before a retry, in between do not count
+// against it), over expected.size(); 0 when nothing is expected.
+double in_order_share(const std::vector<std::string>& got, const std::vector<std::string>& expected);
 
 // K1.5: lambda = 0.5 - (len - min_len) / (max_len - min_len) over the group (0 when all lengths
 // are equal); lambda if correct, min(0, lambda) otherwise.

@@ -65,6 +65,9 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.reward_format", KeyType::Float, 0.1, "reward added for a well-formed episode"},
       {"rl.length_reward", KeyType::Float, 0.0, "weight of the K1.5 length reward (0: off)"},
       {"rl.truncation_penalty", KeyType::Float, -0.5, "reward added when an episode hits the budget"},
+      {"rl.reward_progress", KeyType::Float, 0.0,
+       "weight of the partial credit for the steps done right in order (key_chain: correct lookups / "
+       "chain length; 0: off)"},
       {"rl.eval_problems", KeyType::Int, 128, "held-out problems evaluated before and after RL"},
       {"rl.eval_batch_size", KeyType::Int, 64, "episodes generated together during evaluation"},
       {"rl.eval_temperature", KeyType::Float, 1.0, "sampling temperature of the evaluation (0: greedy)"},
@@ -173,6 +176,7 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.rewards.format = r.get_float("rl.reward_format");
   o.rewards.length = r.get_float("rl.length_reward");
   o.rewards.truncation_penalty = r.get_float("rl.truncation_penalty");
+  o.rewards.progress = r.get_float("rl.reward_progress");
   o.eval_problems = r.get_int("rl.eval_problems");
   o.eval_batch_size = r.get_int("rl.eval_batch_size");
   o.eval_temperature = r.get_float("rl.eval_temperature");

@@ -66,6 +66,7 @@ Json RlStepMetrics::to_json() const {
                {"format_rate", format_rate},
                {"response_length", response_length},
                {"tool_calls_per_episode", tool_calls_per_episode},
+               {"progress", progress},
                {"truncation_rate", truncation_rate},
                {"kl", kl},
                {"logprob_mismatch", logprob_mismatch},
@@ -86,7 +87,7 @@ Json RlStepMetrics::to_json() const {
 // The judged facts of every episode of a step that its metrics need, from every rank.
 struct RlTrainer::StepOutcomes {
   struct Facts {
-    double correct = 0, format_ok = 0, truncated = 0, response_tokens = 0, tool_calls = 0;
+    double correct = 0, format_ok = 0, truncated = 0, response_tokens = 0, tool_calls = 0, progress = 0;
   };
   std::vector<Facts> episodes;  // in the step's episode order
   ToolStats tools;              // merged over every episode
@@ -95,7 +96,7 @@ struct RlTrainer::StepOutcomes {
 RlTrainer::StepOutcomes RlTrainer::gather_outcomes(const std::vector<Episode>& episodes,
                                                    const std::vector<EpisodeOutcome>& outcomes, int64_t first,
                                                    int64_t total) const {
-  constexpr int64_t kFacts = 5;
+  constexpr int64_t kFacts = 6;
   std::vector<double> slots(static_cast<size_t>(total * kFacts), 0.0);  // this rank fills its episodes' slots
   ToolStats mine;
   for (size_t i = 0; i < episodes.size(); ++i) {
@@ -105,13 +106,14 @@ RlTrainer::StepOutcomes RlTrainer::gather_outcomes(const std::vector<Episode>& e
     facts[2] = outcomes[i].truncated;
     facts[3] = static_cast<double>(episodes[i].response_tokens);
     facts[4] = static_cast<double>(episodes[i].num_tool_calls);
+    facts[5] = outcomes[i].progress;
     mine.merge(episodes[i].tool_stats);
   }
   slots = parallel_->sum_over_dp(slots);
   StepOutcomes all;
   for (int64_t e = 0; e < total; ++e) {
     const double* f = slots.data() + e * kFacts;
-    all.episodes.push_back({f[0], f[1], f[2], f[3], f[4]});
+    all.episodes.push_back({f[0], f[1], f[2], f[3], f[4], f[5]});
   }
   for (const auto& text : parallel_->gather_over_dp(Json{{"calls", mine.calls}, {"seconds", mine.seconds}, {"events", mine.events}}.dump())) {
     const auto stats = Json::parse(text);
@@ -303,12 +305,14 @@ RlStepMetrics RlTrainer::train_step(int64_t step) {
     m.truncation_rate += e.truncated;
     m.response_length += e.response_tokens;
     m.tool_calls_per_episode += e.tool_calls;
+    m.progress += e.progress;
     m.tool_calls_max = std::max(m.tool_calls_max, static_cast<int64_t>(e.tool_calls));
   }
   m.rollout_tokens_per_s = m.rollout_seconds > 0 ? m.response_length / m.rollout_seconds : 0.0;
   m.tools = all.tools;
   const double N = static_cast<double>(all.episodes.size());
-  for (double* v : {&m.accuracy, &m.format_rate, &m.truncation_rate, &m.response_length, &m.tool_calls_per_episode})
+  for (double* v : {&m.accuracy, &m.format_rate, &m.truncation_rate, &m.response_length, &m.tool_calls_per_episode,
+                    &m.progress})
     *v /= N;
 
   // The batch: every token of every episode; only sampled targets count. With one update and no

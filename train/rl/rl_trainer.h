@@ -40,6 +40,7 @@ struct RlStepMetrics {
   double loss = 0, ptx_loss = 0, lr = 0, grad_norm = 0, temperature = 0;
   double reward_mean = 0, reward_std = 0, accuracy = 0, format_rate = 0;
   double response_length = 0, tool_calls_per_episode = 0, truncation_rate = 0;
+  double progress = 0;  // mean share of the steps done right in order (EpisodeOutcome::progress)
   double kl = 0;                 // k3 estimate to the reference (0 without one)
   double logprob_mismatch = 0;   // max |trainer - sampler| log-prob over sampled tokens
   double logprob_mismatch_mean = 0;             // its mean over sampled tokens

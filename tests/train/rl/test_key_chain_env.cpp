@@ -169,5 +169,26 @@ TEST(KeyChainEnv, AnswersAreReadAsText) {
   EXPECT_EQ(env.heldout_tasks(500).size(), 100u);
 }
 
+// rl.reward_progress's partial credit: the lookups an episode got right, in order, over the chain.
+TEST(KeyChainEnv, ProgressCountsTheLookupsDoneRightInOrder) {
+  ChainFixture f;
+  const KeyChainEnvironment env(f.chat, 0, 5);
+  const auto task = env.heldout_tasks(1).at(0);
+  ASSERT_EQ(task.expected_tool_results.size(), 5u);
+  EXPECT_EQ(task.expected_tool_results.back(), "done " + task.answer);
+  Episode e;
+  e.final_content = "Answer: 0000";
+  e.tool_messages = {task.expected_tool_results[0], "error: no such key: 1234567", task.expected_tool_results[1],
+                     task.expected_tool_results[2]};
+  EpisodeOutcome o = env.judge(e, task);
+  EXPECT_FALSE(o.correct);
+  EXPECT_DOUBLE_EQ(o.progress, 0.6);
+  e.tool_messages = task.expected_tool_results;
+  e.final_content = "Answer: " + task.answer;
+  o = env.judge(e, task);
+  EXPECT_TRUE(o.correct);
+  EXPECT_DOUBLE_EQ(o.progress, 1.0);
+}
+
 }  // namespace
 }  // namespace k2f::train::rl

@@ -40,5 +40,29 @@ TEST(Rewards, CorrectnessFormatLengthAndTruncation) {
   EXPECT_THROW(compute_rewards(outcomes, 4, o), std::exception);
 }
 
+TEST(Rewards, ProgressIsTheShareOfExpectedResultsReachedInOrder) {
+  const std::vector<std::string> expected = {"k1", "k2", "k3", "done 0582"};
+  EXPECT_DOUBLE_EQ(in_order_share({}, expected), 0.0);
+  EXPECT_DOUBLE_EQ(in_order_share({"k1", "k2"}, expected), 0.5);
+  EXPECT_DOUBLE_EQ(in_order_share({"k1", "error: no such key: 123", "k2", "k3"}, expected), 0.75);  // a retry
+  EXPECT_DOUBLE_EQ(in_order_share({"k2", "k3"}, expected), 0.0);  // not from the first
+  EXPECT_DOUBLE_EQ(in_order_share({"k1", "k3", "k2"}, expected), 0.5);
+  EXPECT_DOUBLE_EQ(in_order_share({"k1", "k2", "k3", "done 0582", "k1"}, expected), 1.0);
+  EXPECT_DOUBLE_EQ(in_order_share({"k1"}, {}), 0.0);
+
+  RewardOptions o;
+  o.format = 0.0;
+  o.progress = 0.5;
+  EpisodeOutcome halfway;
+  halfway.progress = 0.5;
+  EpisodeOutcome done{true, true, false, 10};
+  done.progress = 1.0;
+  const auto r = compute_rewards({halfway, done}, 2, o);
+  EXPECT_DOUBLE_EQ(r[0], 0.25);
+  EXPECT_DOUBLE_EQ(r[1], 1.5);
+  o.progress = -0.1;
+  EXPECT_THROW(o.validate(), std::exception);
+}
+
 }  // namespace
 }  // namespace k2f::train::rl
