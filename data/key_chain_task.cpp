@@ -18,17 +18,44 @@ uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   return x ^ (x >> 31);
 }
 
-// A key names (code, lookups left) without showing either: id = code * 300 + left - 1, scrambled
-// by an affine bijection modulo kIds, written as six digits and a check digit.
+// A key names (code, lookups left) without showing either: id = code * 300 + left - 1, put through a
+// keyed pseudorandom permutation of [0, kIds), written as six digits and a check digit. The
+// permutation is a 4-round Feistel network on 20 bits (two 10-bit halves, splitmix rounds) walked
+// in cycles until it lands below kIds, so no digit or pair of digits carries the code or the
+// lookups left. (An affine map id * a + b did: its last two digits were a linear function of left.)
 constexpr int64_t kCodes = 1000;
-constexpr int64_t kIds = kCodes * kMaxChainLength;  // 300000 = 2^5 3 5^5
-constexpr int64_t kScale = 16807;                   // 7^5: coprime with kIds
-constexpr int64_t kShift = 123457;
+constexpr int64_t kIds = kCodes * kMaxChainLength;  // 300000 < 2^20
+constexpr int kHalfBits = 10;
+constexpr uint64_t kHalfMask = (1u << kHalfBits) - 1;
+constexpr int kRounds = 4;
 
-int64_t inverse_scale() {
-  for (int64_t x = 1; x < kIds; ++x)
-    if (kScale * x % kIds == 1) return x;
-  return 0;
+uint64_t round_function(int round, uint64_t half) {
+  return mix(half * 0x100 + static_cast<uint64_t>(round) + 0x4B32) & kHalfMask;
+}
+
+uint64_t feistel(uint64_t x, bool inverse) {
+  uint64_t left = x >> kHalfBits, right = x & kHalfMask;
+  for (int i = 0; i < kRounds; ++i) {
+    if (!inverse) {
+      const uint64_t next = left ^ round_function(i, right);
+      left = right;
+      right = next;
+    } else {
+      const uint64_t previous = right ^ round_function(kRounds - 1 - i, left);
+      right = left;
+      left = previous;
+    }
+  }
+  return (left << kHalfBits) | right;
+}
+
+// Cycle walking: a permutation of [0, 2^20) restricted to [0, kIds) by applying it again while
+// the value falls outside; the inverse walks the same cycle backwards.
+int64_t permute_id(int64_t id, bool inverse) {
+  auto x = static_cast<uint64_t>(id);
+  do x = feistel(x, inverse);
+  while (x >= static_cast<uint64_t>(kIds));
+  return static_cast<int64_t>(x);
 }
 
 int64_t check_digit(const std::string& six) {
@@ -39,7 +66,7 @@ int64_t check_digit(const std::string& six) {
 
 std::string make_key(int64_t code, int64_t left) {
   const int64_t id = code * kMaxChainLength + left - 1;
-  std::string six = std::to_string((id * kScale + kShift) % kIds);
+  std::string six = std::to_string(permute_id(id, false));
   six = std::string(6 - six.size(), '0') + six;
   return six + std::to_string(check_digit(six));
 }
@@ -57,8 +84,7 @@ std::optional<ParsedKey> parse_key(const std::string& key) {
   if (check_digit(six) != key[6] - '0') return std::nullopt;
   const int64_t scrambled = std::stoll(six);
   if (scrambled >= kIds) return std::nullopt;
-  static const int64_t inverse = inverse_scale();
-  const int64_t id = ((scrambled - kShift) % kIds + kIds) % kIds * inverse % kIds;
+  const int64_t id = permute_id(scrambled, true);
   return ParsedKey{id / kMaxChainLength, id % kMaxChainLength + 1};
 }
 

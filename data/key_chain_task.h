@@ -23,7 +23,7 @@ namespace k2f::data {
 constexpr int64_t kMaxChainLength = 300;
 
 struct KeyChainProblem {
-  std::string start;   // "4173052"
+  std::string start;   // "2286185"
   int64_t length = 0;  // lookups needed (the R of the start key)
   std::string answer;  // the value at the chain's end, four digits ("0582")
   std::string question() const;  // the user message
