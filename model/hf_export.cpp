@@ -52,6 +52,22 @@ uint64_t ExportTensor::bytes() const {
   return numel * c10::elementSize(dtype);
 }
 
+void write_directory_atomically(const std::string& out_dir, const std::function<void(const fs::path&)>& fill) {
+  check(!fs::exists(out_dir), out_dir, ": already exists; k2forge never overwrites an export (choose a new path)");
+  const fs::path final_dir(out_dir);
+  const fs::path temporary = final_dir.string() + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(temporary);
+  fs::create_directories(temporary);
+  try {
+    fill(temporary);
+    fs::rename(temporary, final_dir);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temporary, ignored);
+    throw;
+  }
+}
+
 void write_hf_directory(const std::vector<ExportTensor>& tensors, const Json& config_json, const std::string& out_dir,
                         uint64_t max_shard_bytes) {
   check(!fs::exists(out_dir), out_dir, ": already exists; k2forge never overwrites an export (choose a new path)");
@@ -60,11 +76,7 @@ void write_hf_directory(const std::vector<ExportTensor>& tensors, const Json& co
   uint64_t total_bytes = 0;
   for (const auto& t : tensors) total_bytes += t.bytes();
 
-  const fs::path final_dir(out_dir);
-  const fs::path temporary = final_dir.string() + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(temporary);
-  fs::create_directories(temporary);
-  try {
+  write_directory_atomically(out_dir, [&](const fs::path& temporary) {
     Json weight_map = Json::object();
     for (size_t s = 0; s < shards.size(); ++s) {
       const std::string file = shard_name(s, shards.size());
@@ -78,12 +90,7 @@ void write_hf_directory(const std::vector<ExportTensor>& tensors, const Json& co
     Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
     write_text_file_atomic((temporary / kSafetensorsIndexFile).string(), index.dump(2) + "\n");
     write_text_file_atomic((temporary / "config.json").string(), config_json.dump(2) + "\n");
-    fs::rename(temporary, final_dir);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(temporary, ignored);
-    throw;
-  }
+  });
   log::info("exported ", tensors.size(), " tensors (", total_bytes, " bytes, ", shards.size(), " shards) to ",
             out_dir);
 }

@@ -6,6 +6,7 @@
 // leaves nothing behind.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ struct ExportTensor {
   std::function<torch::Tensor()> produce;  // must return exactly `dtype` and `shape`
   uint64_t bytes() const;
 };
+
+// Runs `fill` on a temporary directory beside `out_dir` (which must not exist) and renames it to
+// `out_dir` when `fill` returns; on an error the temporary directory is removed.
+void write_directory_atomically(const std::string& out_dir, const std::function<void(const std::filesystem::path&)>& fill);
 
 // Writes the tensors (in the given order) and `config_json` to `out_dir`, which must not exist.
 void write_hf_directory(const std::vector<ExportTensor>& tensors, const Json& config_json, const std::string& out_dir,

@@ -104,8 +104,6 @@ KvCache KimiForCausalLMImpl::make_cache(int64_t batch, int64_t max_len) const {
   return KvCache(model->config, batch, max_len, compute_dtype, lm_head->weight.device());
 }
 
-namespace {
-// A tensor's own seed from (seed, HF name): FNV-1a over the name, mixed with splitmix64.
 uint64_t tensor_seed(uint64_t seed, const std::string& name) {
   uint64_t hash = 1469598103934665603ull;
   for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
@@ -114,7 +112,6 @@ uint64_t tensor_seed(uint64_t seed, const std::string& name) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-}  // namespace
 
 void init_weights(KimiForCausalLM& lm, uint64_t seed) {
   torch::NoGradGuard no_grad;

@@ -96,6 +96,9 @@ TORCH_MODULE(KimiForCausalLM);
 // so a model holding a slice of the experts gets exactly those experts' values.
 void init_weights(KimiForCausalLM& model, uint64_t seed);
 
+// A tensor's own seed from (seed, HF name): FNV-1a over the name, mixed with splitmix64.
+uint64_t tensor_seed(uint64_t seed, const std::string& name);
+
 // Every MoE router computes its logits and scores in fp64 (train.router_dtype = "fp64") or not.
 void set_router_fp64(KimiForCausalLM& model, bool fp64);
 

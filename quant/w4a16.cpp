@@ -1,6 +1,7 @@
 #include "quant/w4a16.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "base/error.h"
 #include "quant/w4a16_direct.h"
@@ -95,9 +96,50 @@ torch::Tensor w4a16_linear_tiled(const torch::Tensor& x, const PackedInt4Weight&
   return y_NO.reshape(sizes).to(x.scalar_type());
 }
 
+namespace {
+
+// y = x W^T with W frozen and packed; backward returns only the input gradient, grad_y W, built
+// from tiles of dequantised rows (the whole dequantised matrix never exists, as in forward).
+class W4A16Function : public torch::autograd::Function<W4A16Function> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& packed_OW, const torch::Tensor& scales_OG, int64_t in_features,
+                               int64_t group_size) {
+    ctx->save_for_backward({packed_OW, scales_OG});
+    ctx->saved_data["in_features"] = in_features;
+    ctx->saved_data["group_size"] = group_size;
+    ctx->saved_data["x_dtype"] = x.scalar_type();
+    return w4a16_linear(x, PackedInt4Weight{packed_OW, scales_OG, in_features, group_size});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const PackedInt4Weight weight{saved[0], saved[1], ctx->saved_data["in_features"].toInt(),
+                                  ctx->saved_data["group_size"].toInt()};
+    const auto x_dtype = ctx->saved_data["x_dtype"].toScalarType();
+    const auto compute = x_dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    const int64_t O = weight.out_features(), I = weight.in_features;
+    const auto grad_NO = grads[0].reshape({-1, O}).to(compute);
+    auto grad_NI = torch::zeros({grad_NO.size(0), I}, grad_NO.options());
+    const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(O, kTileBytes / (4 * I)));
+    for (int64_t row_begin = 0; row_begin < O; row_begin += tile_rows) {
+      const int64_t rows = std::min(tile_rows, O - row_begin);
+      grad_NI.addmm_(grad_NO.narrow(1, row_begin, rows), dequantize_rows(weight, row_begin, rows).to(compute));
+    }
+    auto sizes = grads[0].sizes().vec();
+    sizes.back() = I;
+    return {grad_NI.reshape(sizes).to(x_dtype), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
-  check(!(torch::GradMode::is_enabled() && x.requires_grad()),
-        "W4A16 kernels are for inference; to train, load the INT4 directory dequantised into master weights");
+  if (torch::GradMode::is_enabled() && x.requires_grad()) {
+    // Adapters or earlier layers train through this frozen layer (LoRA on an INT4 base).
+    return W4A16Function::apply(x, weight.packed_OW, weight.scales_OG, weight.in_features, weight.group_size);
+  }
   check(x.device().is_cpu() && weight.packed_OW.device().is_cpu(), "W4A16 linear runs on the CPU; got input on ",
         x.device(), " and the packed weight on ", weight.packed_OW.device(),
         " (on a GPU, load the INT4 directory with --dequantize)");

@@ -25,7 +25,8 @@ struct PackedInt4Weight {
   uint64_t bytes() const;
 };
 
-// x [..., I] (bf16, fp16 or fp32) -> [..., O] in x's dtype. Inference only: x must not require grad.
+// x [..., I] (bf16, fp16 or fp32) -> [..., O] in x's dtype. W is frozen: when x requires grad,
+// backward gives x its gradient grad_y W (dequantised a tile of rows at a time) and W none.
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight);
 
 // The portable tiled path, whatever the CPU: what w4a16_linear runs where no direct kernel applies,

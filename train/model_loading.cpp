@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "quant/quantized_hf_source.h"
@@ -37,6 +38,63 @@ std::optional<quant::QatOptions> qat_options_from_meta(const Json& meta, const s
   }
 }
 
+Json lora_meta(const LoraRecord& record) {
+  const auto& o = record.options;
+  return {{"method", "lora"},
+          {"rank", o.rank},
+          {"alpha", o.alpha},
+          {"dropout", o.dropout},
+          {"rslora", o.rslora},
+          {"targets", o.modules.targets},
+          {"ignore", o.modules.ignore},
+          {"modules", record.modules},
+          {"base", record.base},
+          {"base_files", record.base_files}};
+}
+
+std::optional<LoraRecord> lora_record_from_meta(const Json& meta, const std::string& meta_path) {
+  const auto it = meta.find("lora");
+  if (it == meta.end() || it->is_null()) return std::nullopt;
+  try {
+    check(it->value("method", "") == "lora", "method: expected \"lora\", got ", it->value("method", Json()).dump());
+    LoraRecord record;
+    record.options.rank = it->at("rank").get<int64_t>();
+    record.options.alpha = it->at("alpha").get<double>();
+    record.options.dropout = it->at("dropout").get<double>();
+    record.options.rslora = it->at("rslora").get<bool>();
+    record.options.modules.targets = it->at("targets").get<std::vector<std::string>>();
+    record.options.modules.ignore = it->at("ignore").get<std::vector<std::string>>();
+    record.modules = it->at("modules").get<std::vector<std::string>>();
+    record.base = it->at("base").get<std::string>();
+    record.base_files = it->at("base_files");
+    return record;
+  } catch (const std::exception& e) {
+    fail(meta_path, ": \"lora\": ", e.what());
+  }
+}
+
+Json directory_checksums(const std::string& dir) {
+  check(fs::is_directory(dir), dir, ": not a directory (expected the base model)");
+  Json files = Json::object();
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    files[entry.path().filename().string()] = {{"bytes", static_cast<int64_t>(entry.file_size())},
+                                               {"crc32c", crc32c_file(entry.path().string())}};
+  }
+  return files;
+}
+
+void check_directory_checksums(const std::string& dir, const Json& expected, const std::string& what) {
+  const Json found = directory_checksums(dir);
+  for (const auto& [name, record] : expected.items()) {
+    check(found.contains(name), dir, ": ", name, " is missing; ", what, " was made on a base that had it");
+    check(found.at(name) == record, dir, "/", name, ": size or CRC-32C differs from what ", what,
+          " recorded (", record.dump(), ", found ", found.at(name).dump(), "): the adapters belong to another base");
+  }
+  for (const auto& [name, record] : found.items())
+    check(expected.contains(name), dir, ": ", name, " was not in the base ", what, " was made on");
+}
+
 CheckpointModel open_checkpoint_model(const std::string& dir) {
   const std::string meta_path = (fs::path(dir) / "meta.json").string();
   CheckpointModel checkpoint;
@@ -57,6 +115,18 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
     return lm;
   }
   auto checkpoint = open_checkpoint_model(dir);
+  const std::string meta_path = (fs::path(dir) / "meta.json").string();
+  if (const auto lora = lora_record_from_meta(checkpoint.meta, meta_path)) {
+    check_directory_checksums(lora->base, lora->base_files, meta_path);
+    auto lm = load_model(lora->base, options);
+    auto adapters = quant::apply_lora(*lm, lora->options);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, tensor] : adapters.named_parameters()) checkpoint.tensors->load_into(name, tensor);
+    adapters.train(false);
+    log::info("loaded the LoRA adapters of ", dir, " (rank ", lora->options.rank, ", ", adapters.adapters.size(),
+              " linears) on ", lora->base);
+    return lm;
+  }
   model::KimiForCausalLM lm(checkpoint.config);
   model::load_weights(*lm, *checkpoint.tensors);
   const auto qat = qat_options_from_meta(checkpoint.meta, (fs::path(dir) / "meta.json").string());

@@ -12,6 +12,7 @@
 #include "base/json_io.h"
 #include "model/kimi_model.h"
 #include "model/weight_source.h"
+#include "quant/lora.h"
 #include "quant/qat.h"
 
 namespace k2f::train {
@@ -34,6 +35,24 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
 // What meta.json records about a QAT run, and reading it back (nullopt: trained without QAT).
 Json quantization_meta(const quant::QatOptions& options);
 std::optional<quant::QatOptions> qat_options_from_meta(const Json& meta, const std::string& meta_path);
+
+// What meta.json records about a LoRA run (nullopt: not one): the adapters' settings and modules,
+// the base they adapt (its directory, absolute) and the size and CRC-32C of each of the base's
+// files, so that adapters are never applied to another base.
+struct LoraRecord {
+  quant::LoraOptions options;
+  std::vector<std::string> modules;
+  std::string base;
+  Json base_files;
+};
+Json lora_meta(const LoraRecord& record);
+std::optional<LoraRecord> lora_record_from_meta(const Json& meta, const std::string& meta_path);
+
+// {"<file name>": {"bytes": N, "crc32c": C}} over the regular files directly in `dir`.
+Json directory_checksums(const std::string& dir);
+// Errors unless `dir`'s files are those `expected` records, naming the first that differs and `what`
+// recorded them.
+void check_directory_checksums(const std::string& dir, const Json& expected, const std::string& what);
 
 // A checkpoint directory's meta.json, its model config, and its tensors as a WeightSource.
 struct CheckpointModel {

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "model/kimi_model.h"
+#include "quant/lora.h"
 #include "quant/qat_targets.h"
 #include "train/rl/rl_options.h"
 #include "train/toml_text.h"
@@ -116,6 +117,14 @@ std::vector<KeySpec> train_keys() {
       {"quant.targets", KeyType::StringList, Json(quant::QatTargets{}.targets), "compressed-tensors targets"},
       {"quant.ignore", KeyType::StringList, Json(quant::QatTargets{}.ignore),
        "compressed-tensors ignore list (default K2 Thinking's: routed experts only)"},
+      {"lora.rank", KeyType::Int, 0, "LoRA adapter rank r (0: no adapters, every weight trains)"},
+      {"lora.alpha", KeyType::Float, 16.0, "LoRA alpha: the adapter's output is scaled by alpha / r"},
+      {"lora.dropout", KeyType::Float, 0.0, "dropout on the adapters' input while training"},
+      {"lora.rslora", KeyType::Bool, false, "rank-stabilised scale alpha / sqrt(r)"},
+      {"lora.targets", KeyType::StringList, Json(quant::LoraOptions{}.modules.targets),
+       "Linear modules adapted (quant.targets' patterns over HF module paths)"},
+      {"lora.ignore", KeyType::StringList, Json(quant::LoraOptions{}.modules.ignore), "Linear modules never adapted"},
+      {"lora.optimizer", KeyType::String, "adamw", "the adapters' update rule: adamw or muon (optim.* settings)"},
       {"parallel.pp", KeyType::Int, 1, "pipeline stages (world = pp x dp)"},
       {"parallel.dp", KeyType::Int, 0, "data-parallel ranks (0: number of ranks / parallel.pp)"},
       {"parallel.ep", KeyType::Int, 1, "expert-parallel ranks inside dp: split the routed experts; divides parallel.dp"},

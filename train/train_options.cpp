@@ -83,6 +83,16 @@ void TrainOptions::validate(int64_t world_size) const {
   check(!(recompute && aux_loss_alpha > 0), "train.recompute (true) with balance.aux_loss_alpha (", aux_loss_alpha,
         ") > 0: the auxiliary loss needs the routing of the recorded forward; turn one of them off");
   check(peak_flops >= 0, "log.peak_tflops (", peak_flops / 1e12, ") must be >= 0");
+  check(lora.rank >= 0, "lora.rank (", lora.rank, ") must be >= 0 (0: no adapters)");
+  check(lora_optimizer == "adamw" || lora_optimizer == "muon", "lora.optimizer (\"", lora_optimizer,
+        "\") must be \"adamw\" or \"muon\"");
+  if (lora_enabled()) {
+    lora.validate();
+    check(!init_from.empty(), "lora.rank (", lora.rank, "): LoRA adapts a base model; set train.init_from to it "
+          "(an HF directory or a training checkpoint)");
+    check(layout.pp == 1 && layout.ep == 1, "lora.rank (", lora.rank, ") with parallel.pp (", layout.pp,
+          ") or parallel.ep (", layout.ep, ") above 1: LoRA runs data-parallel only so far");
+  }
   check(qat_options.quant.group_size > 0, "quant.group_size (", qat_options.quant.group_size, ") must be positive");
   if (qat) {
     for (const auto& [name, width] : {std::pair<const char*, int64_t>{"model.hidden_size", model.hidden_size},
@@ -145,6 +155,15 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   }
   o.qat_options.targets.targets = r.get_strings("quant.targets");
   o.qat_options.targets.ignore = r.get_strings("quant.ignore");
+  o.lora.rank = r.get_int("lora.rank");
+  o.lora.alpha = r.get_float("lora.alpha");
+  o.lora.dropout = r.get_float("lora.dropout");
+  o.lora.rslora = r.get_bool("lora.rslora");
+  o.lora.modules.targets = r.get_strings("lora.targets");
+  o.lora.modules.ignore = r.get_strings("lora.ignore");
+  o.lora.seed = o.seed;
+  o.lora_optimizer = r.get_string("lora.optimizer");
+  if (o.lora_enabled()) o.optimizer.name = o.lora_optimizer == "muon" ? "muonclip" : "adamw";
   o.layout.pp = r.get_int("parallel.pp");
   o.layout.dp = r.get_int("parallel.dp");
   o.layout.ep = r.get_int("parallel.ep");

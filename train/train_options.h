@@ -8,6 +8,7 @@
 
 #include "model/config.h"
 #include "parallel/mesh.h"
+#include "quant/lora.h"
 #include "quant/qat.h"
 #include "train/optim/optimizer.h"
 #include "train/recipe.h"
@@ -44,6 +45,12 @@ struct TrainOptions {
   double peak_flops = 0;  // 0: measure
   bool qat = false;        // INT4 fake quantisation of qat_options.targets during training
   quant::QatOptions qat_options;
+  // LoRA (lora.rank > 0): the base is frozen, only the adapters train, under lora.optimizer
+  // ("adamw" or "muon") with the optim.* settings; QK-Clip and the router-bias update, which
+  // would change the base, are off.
+  quant::LoraOptions lora;
+  std::string lora_optimizer = "adamw";
+  bool lora_enabled() const { return lora.rank > 0; }
   parallel::ParallelLayout layout;  // layout.dp 0: the number of ranks / layout.pp
   double collective_timeout_s = 300;
   std::string backend = "auto";  // parallel.backend of the mesh's groups: auto, gloo or nccl

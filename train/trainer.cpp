@@ -96,7 +96,11 @@ void Trainer::set_up() {
                                                  device_, *loads_);
   flops_per_token_ = 3.0 * model::forward_flops_per_token(options_.model, options_.seq_len);
 
-  for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  if (lora_) {
+    named_parameters_ = lora_->named_parameters();
+  } else {
+    for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  }
   parallel_->shard_optimizer_state(named_parameters_, options_.optimizer);
   const auto share = parallel_->optimized_here(named_parameters_);
   optimizer_ = std::make_unique<Optimizer>(share.parameters, options_.optimizer, share.rows);
@@ -105,7 +109,12 @@ void Trainer::set_up() {
     check(checkpoints_->steps().empty(), options_.run_dir,
           ": holds checkpoints already; --fresh never overwrites them (choose a new train.run_dir)");
   }
-  if (!resume()) initialise_weights();
+  if (lora_) {  // the frozen base, on every start and resume, checked against the checkpoint's record
+    lora_base_ = fs::absolute(options_.init_from).lexically_normal().string();
+    lora_base_files_ = directory_checksums(lora_base_);
+    initialise_weights();
+  }
+  if (!resume() && !lora_) initialise_weights();
 }
 
 // This rank's model: its slice of the routed experts (all of them in one process), reached
@@ -129,6 +138,11 @@ void Trainer::build_model() {
     log::info("model on ", device_.str());
   }
   parallel_->install_expert_dispatcher(model_);
+  if (options_.lora_enabled()) {
+    lora_ = quant::apply_lora(*model_, options_.lora);
+    log::info("LoRA rank ", options_.lora.rank, " (scale ", options_.lora.scale(), ", ", options_.lora_optimizer, ") on ",
+              lora_->adapters.size(), " linears; the base is frozen (no QK-Clip, no router-bias update)");
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -162,7 +176,16 @@ void Trainer::initialise_weights() {
 bool Trainer::resume() {
   auto loaded = checkpoints_->load_latest();
   if (!loaded) return false;
-  load_named_state(*loaded->model, model::named_state(*model_));
+  if (lora_) {
+    const std::string meta_path = (fs::path(loaded->dir) / "meta.json").string();
+    const auto record = lora_record_from_meta(loaded->meta, meta_path);
+    check(record.has_value(), meta_path, ": not a LoRA checkpoint, but lora.rank is ", options_.lora.rank,
+          " (choose a new train.run_dir)");
+    check(record->modules == lora_record().modules, meta_path, ": its adapters are on other modules than lora.targets / "
+          "lora.ignore select now");
+    check_directory_checksums(lora_base_, record->base_files, meta_path);
+  }
+  load_named_state(*loaded->model, checkpointed_model_state());
   optimizer_->load_state([&](const std::string& name) {
     check(loaded->optimizer->contains(name), loaded->optimizer->path(), ": optimizer state \"", name,
           "\" is missing (a checkpoint of another optimizer or model?)");
@@ -178,11 +201,27 @@ bool Trainer::resume() {
   return true;
 }
 
+NamedTensorList Trainer::checkpointed_model_state() const {
+  return lora_ ? lora_->named_parameters() : model::named_state(*model_);
+}
+
+LoraRecord Trainer::lora_record() const {
+  LoraRecord record{options_.lora, {}, lora_base_, lora_base_files_};
+  for (const auto& [path, adapter] : lora_->adapters) record.modules.push_back(path);
+  return record;
+}
+
+void Trainer::zero_gradients() {
+  model_->zero_grad();
+  for (auto& [name, p] : named_parameters_)
+    if (p.grad().defined()) p.mutable_grad().reset();
+}
+
 // One file per kind, as in one process, whatever the layout: the routed experts (and their
 // optimizer state) are gathered over the ep group, the stages' layers over the pipeline, to rank
 // 0, which writes. Any layout resumes it.
 void Trainer::save_checkpoint() {
-  auto model_state = model::named_state(*model_);
+  auto model_state = checkpointed_model_state();
   auto optimizer_state = parallel_->gather_optimizer_shards(optimizer_->state_tensors(), named_parameters_);
   if (parallel_->layout().ep > 1) {
     if (!parallel_->writes_checkpoint_experts()) return;
@@ -203,6 +242,7 @@ void Trainer::save_checkpoint() {
                {"layout", {{"world_size", parallel_->world_size()}, {"pp", layout.pp}, {"dp", layout.dp}, {"ep", layout.ep}}},
                {"recipe", options_.recipe_toml}};
   if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
+  if (lora_) meta["lora"] = lora_meta(lora_record());
   const auto dir = checkpoints_->save(completed_steps_, model_state, optimizer_state, meta);
   log::info("checkpoint ", dir);
 }
@@ -232,7 +272,7 @@ StepMetrics Trainer::train_step(int64_t step) {
                 m.step < options_.debug_nan_at_step + options_.debug_nan_steps;
   begin_qk_recording(model_->model);
   loads_->reset();
-  model_->zero_grad();
+  zero_gradients();
   StepLoss step_loss;
   step_loss.seq_len = options_.seq_len;
   step_loss.inverse_tokens = 1.0 / target_tokens;
@@ -260,9 +300,10 @@ StepMetrics Trainer::train_step(int64_t step) {
     parallel_->share_updated_parameters(named_parameters_);
     for (auto& layer : model_->model->decoder_layers)
       if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
-    const auto qk = apply_qk_clip(model_->model, options_.optimizer.qk_clip_tau);
+    // A LoRA base is frozen: QK maxima are reported, nothing of the base moves.
+    const auto qk = apply_qk_clip(model_->model, lora_ ? 0.0 : options_.optimizer.qk_clip_tau);
     parallel_->sum_over_dp(loads_->loads());  // every replica moves its router biases by the global loads
-    update_router_biases(model_->model, loads_->loads(), options_.bias_update_rate);
+    update_router_biases(model_->model, loads_->loads(), lora_ ? 0.0 : options_.bias_update_rate);
     m.max_qk_logit = parallel_->max_over_stages(qk.max_logit);
     m.qk_heads_clipped = static_cast<int64_t>(parallel_->sum_over_stages({static_cast<double>(qk.heads_clipped)})[0]);
   }
@@ -284,7 +325,7 @@ StepMetrics Trainer::train_step(int64_t step) {
 }
 
 void Trainer::skip_bad_step(StepMetrics& m) {
-  model_->zero_grad();
+  zero_gradients();
   m.skipped = true;
   ++skipped_steps_;
   if (consecutive_bad_steps_++ == 0) first_bad_step_ = m.step;

@@ -10,12 +10,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "data/token_loader.h"
 #include "model/kimi_model.h"
 #include "train/checkpoint.h"
 #include "train/load_balance.h"
+#include "train/model_loading.h"
 #include "train/metrics.h"
 #include "train/optim/optimizer.h"
 #include "train/parallel_runtime.h"
@@ -63,6 +65,10 @@ class Trainer {
   void log_optimizer_state_bytes() const;
   void initialise_weights();
   bool resume();
+  // What a checkpoint holds of the model: every tensor, or with LoRA the adapters only.
+  NamedTensorList checkpointed_model_state() const;
+  LoraRecord lora_record() const;
+  void zero_gradients();
   void save_checkpoint();
   // Records a step whose loss or gradient is not finite (no update applied); stops the run after
   // train.max_bad_steps of them in a row.
@@ -76,6 +82,9 @@ class Trainer {
   torch::Device device_{torch::kCPU};
   std::unique_ptr<ParallelRuntime> parallel_;
   model::KimiForCausalLM model_{nullptr};
+  std::optional<quant::LoraAdapters> lora_;  // lora.rank > 0: the only parameters that train
+  std::string lora_base_;                    // train.init_from, absolute
+  Json lora_base_files_;                     // its files' sizes and CRC-32C
   NamedTensorList named_parameters_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<data::TokenLoader> loader_;

@@ -1,7 +1,8 @@
 // quant/w4a16.cpp: the packed kernel equals x @ dequantize(W)^T for every tile/row/group layout,
 // whichever path runs (fp64 activations: exact to rounding of the sum; fp32 and bf16: to fp32
 // summation, bf16 outputs rounded once), the tile
-// dequantisation equals the reference dequantize(unpack(...)), and misuse is rejected.
+// dequantisation equals the reference dequantize(unpack(...)), the input gradient is grad_y W (the
+// weight stays frozen), and misuse is rejected.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -80,10 +81,25 @@ TEST(W4A16, KeepsLeadingDimsOfTheInput) {
   EXPECT_TRUE(torch::allclose(y, x.matmul(c.dequantized_OI.t()), 1e-5, 1e-5));
 }
 
+TEST(W4A16, GivesTheInputItsGradientAndTheFrozenWeightNone) {
+  // 600 output rows span several backward tiles (tiles hold 65536 / I rows, at least 16).
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    const auto c = make_case(600, 256, 32, Grid::k2, 11);
+    const auto x = torch::randn({2, 5, 256}).to(dtype).requires_grad_();
+    const auto grad_y = torch::randn({2, 5, 600});
+    w4a16_linear(x, c.packed).backward(grad_y.to(dtype));
+    const auto expected = grad_y.matmul(c.dequantized_OI);
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_EQ(x.grad().scalar_type(), dtype);
+    const double tolerance = dtype == torch::kFloat32 ? 1e-4 : 0.1;
+    EXPECT_TRUE(torch::allclose(x.grad().to(torch::kFloat32), expected, tolerance, tolerance))
+        << (x.grad().to(torch::kFloat32) - expected).abs().max().item<double>();
+    EXPECT_FALSE(c.packed.scales_OG.requires_grad());
+  }
+}
+
 TEST(W4A16, RejectsMisuse) {
   const auto c = make_case(8, 64, 32, Grid::k2, 7);
-  const auto x = torch::randn({2, 64}).requires_grad_();
-  testing::expect_error([&] { w4a16_linear(x, c.packed); }, {"inference", "dequantised"});
   torch::NoGradGuard no_grad;
   testing::expect_error([&] { w4a16_linear(torch::randn({2, 32}), c.packed); }, {"32 features", "expects 64"});
   testing::expect_error([&] { w4a16_linear(torch::empty({2, 64}, torch::Device(torch::kMeta)), c.packed); },

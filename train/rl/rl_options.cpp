@@ -83,6 +83,8 @@ double RlOptions::temperature(int64_t step) const {
 
 void RlOptions::validate() const {
   check(!train.init_from.empty(), "train.init_from is empty: RL starts from a model (an SFT checkpoint or HF directory)");
+  check(!train.lora_enabled(), "lora.rank (", train.lora.rank, "): `k2forge rl` trains every weight; LoRA runs "
+        "with `k2forge train` so far (set lora.rank = 0)");
   check(train.steps > 0, "train.steps (", train.steps, ") must be positive");
   check(train.grad_clip >= 0, "train.grad_clip (", train.grad_clip, ") must be >= 0");
   check(train.lr > 0, "optim.lr (", train.lr, ") must be positive");
