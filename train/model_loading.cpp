@@ -1,7 +1,9 @@
 #include "train/model_loading.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "base/crc32c.h"
 #include "base/error.h"
@@ -106,7 +108,83 @@ CheckpointModel open_checkpoint_model(const std::string& dir) {
   return checkpoint;
 }
 
+namespace {
+
+bool peft_target_matches(const Json& target_modules, const std::string& path) {
+  if (target_modules.is_string()) return std::regex_match(path, std::regex(target_modules.get<std::string>()));
+  for (const auto& entry : target_modules) {
+    const std::string suffix = entry.get<std::string>();
+    if (path == suffix || (path.size() > suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+                           path[path.size() - suffix.size() - 1] == '.'))
+      return true;
+  }
+  return false;
+}
+
+model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions& options);
+
+}  // namespace
+
+void apply_peft_adapter(model::KimiForCausalLM& lm, const std::string& dir) {
+  const std::string config_path = (fs::path(dir) / "adapter_config.json").string();
+  const std::string tensors_path = (fs::path(dir) / "adapter_model.safetensors").string();
+  check(fs::exists(config_path), dir, ": no adapter_config.json (expected an HF PEFT adapter directory)");
+  const Json config = read_json_file(config_path);
+  quant::LoraOptions options;
+  Json targets;
+  try {
+    check(config.value("peft_type", "") == "LORA", "peft_type: expected \"LORA\", got ", config.value("peft_type", Json()).dump());
+    check(!config.value("fan_in_fan_out", false), "fan_in_fan_out: expected false (Kimi-K2 linears store [out, in])");
+    check(config.value("bias", "none") == "none", "bias: expected \"none\", got ", config.value("bias", Json()).dump());
+    options.rank = config.at("r").get<int64_t>();
+    options.alpha = config.at("lora_alpha").get<double>();
+    options.rslora = config.value("use_rslora", false);
+    targets = config.at("target_modules");
+    check(targets.is_string() || targets.is_array(), "target_modules: expected a list of names or a regex string");
+  } catch (const std::exception& e) {
+    fail(config_path, ": ", e.what());
+  }
+  const model::SafetensorsFile file(tensors_path);
+  const std::string prefix = "base_model.model.", suffix = ".lora_A.weight";
+  std::vector<std::string> modules;
+  for (const auto& name : file.names()) {
+    if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    modules.push_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+  }
+  check(!modules.empty(), tensors_path, ": no \"", prefix, "<module>", suffix, "\" tensors");
+  for (const auto& [path, linear] : quant::qat_target_linears(*lm, quant::QatTargets{{"Linear"}, {}})) {
+    const bool listed = std::find(modules.begin(), modules.end(), path) != modules.end();
+    check(listed == peft_target_matches(targets, path), config_path, ": target_modules ",
+          listed ? "does not select " : "selects ", path, ", which ", tensors_path,
+          listed ? " adapts" : " has no adapter for");
+  }
+  options.modules = quant::QatTargets{modules, {}};
+  auto adapters = quant::apply_lora(*lm, options);
+  check(adapters.adapters.size() == modules.size(), tensors_path, ": ", modules.size() - adapters.adapters.size(),
+        " of its adapted modules are not Linear modules of the model (an adapter for another base?)");
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : adapters.named_parameters()) {
+    const auto stored = file.entry(name).shape;
+    check(stored == tensor.sizes().vec(), tensors_path, ": ", name, " has shape ", Json(stored).dump(), ", the model's ",
+          "module needs ", Json(tensor.sizes().vec()).dump(), " (an adapter for another base?)");
+    model::load_into(file, name, tensor);
+  }
+  adapters.train(false);
+  log::info("applied the PEFT adapter ", dir, " (r ", options.rank, ", scale ", options.scale(), ") to ", modules.size(),
+            " linears");
+}
+
 model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& options) {
+  auto lm = load_base_model(dir, options);
+  if (!options.adapter.empty()) apply_peft_adapter(lm, options.adapter);
+  return lm;
+}
+
+namespace {
+
+model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions& options) {
   if (!is_training_checkpoint(dir)) {
     if (options.dequantize) return quant::load_dequantized_model(dir);
     model::KimiForCausalLM lm{nullptr};
@@ -118,7 +196,7 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
   const std::string meta_path = (fs::path(dir) / "meta.json").string();
   if (const auto lora = lora_record_from_meta(checkpoint.meta, meta_path)) {
     check_directory_checksums(lora->base, lora->base_files, meta_path);
-    auto lm = load_model(lora->base, options);
+    auto lm = load_base_model(lora->base, LoadOptions{options.dequantize, ""});
     auto adapters = quant::apply_lora(*lm, lora->options);
     torch::NoGradGuard no_grad;
     for (auto& [name, tensor] : adapters.named_parameters()) checkpoint.tensors->load_into(name, tensor);
@@ -137,6 +215,8 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
   log::info("loaded checkpoint ", dir, " (step ", checkpoint.meta.value("step", 0), ")");
   return lm;
 }
+
+}  // namespace
 
 std::string resolve_model_dir(const std::string& dir) {
   const fs::path latest = fs::path(dir) / "latest";

@@ -27,10 +27,19 @@ struct LoadOptions {
   // INT4 directories: false keeps the routed experts packed (W4A16 kernel); true dequantises them
   // into ordinary fp32 weights.
   bool dequantize = false;
+  // An HF PEFT LoRA adapter directory applied on top ("": none); see apply_peft_adapter.
+  std::string adapter;
 };
 
 // The model with its weights, from an HF directory or a training checkpoint directory.
 model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& options = {});
+
+// Applies an HF PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to
+// `model`: the modules that hold lora_A / lora_B tensors, which must be exactly those the config's
+// target_modules select (PEFT's rule: list entries match a module path or its dotted suffix, a
+// string is a regex matched against the whole path), with s = lora_alpha / r (or / sqrt(r) with
+// use_rslora). Errors name the directory and what does not fit (a shape, a module, a field).
+void apply_peft_adapter(model::KimiForCausalLM& model, const std::string& dir);
 
 // What meta.json records about a QAT run, and reading it back (nullopt: trained without QAT).
 Json quantization_meta(const quant::QatOptions& options);

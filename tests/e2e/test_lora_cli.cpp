@@ -2,8 +2,9 @@
 // INT4 base (a seeded tiny model exported as K2 Thinking ships, routed experts packed) trains only
 // its adapters on a chat file, checkpoints only them with a record of the base's files, and leaves
 // every byte of the base as it was; the checkpoint scores like its merged export, and exports as
-// a PEFT adapter directory with PEFT's fields and names; adapters never meet another base, and bad
-// settings fail before anything is written.
+// a PEFT adapter directory with PEFT's fields and names, which `score --adapter` applies to the base
+// as an independent PEFT reference does (tests/reference/apply_peft_adapter.py); adapters never meet
+// another base, and bad settings fail before anything is written.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -140,6 +141,49 @@ TEST(LoraCli, ScoresLikeItsMergedExportAndExportsAPeftDirectory) {
   const std::string a = "base_model.model.model.layers.1.self_attn.q_b_proj.lora_A.weight";
   EXPECT_EQ(peft.entry(a).shape, (std::vector<int64_t>{4, 96}));  // [r, in]
   EXPECT_TRUE(torch::equal(peft.load(a), checkpoint.load(a)));
+}
+
+TEST(LoraCli, ThePeftAdapterScoresLikeAnIndependentPeftReference) {
+  const auto& run = lora_run();
+  ScratchDir out("lora-peft");
+  const std::string base = run.dir / "base-fp32";  // the reference reads F32 and BF16 weights
+  auto r = run_command(lora_train_command(base, run.store, out / "run", "--set train.steps=2 --set checkpoint.interval=2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(kBinary + " export --checkpoint " + (out / "run/step-000002") + " --out " + (out / "peft") + " --format peft");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto tokens = token_rows(out);
+  r = run_command(kBinary + " score --model " + base + " --adapter " + (out / "peft") + " --tokens " + tokens + " --out " +
+                  (out / "with_adapter.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json with_adapter = read_json_file(out / "with_adapter.json")["logprobs"];
+  const Json checkpoint = score(out / "run/step-000002", tokens, out / "checkpoint.json");
+  r = run_command("/usr/bin/python3 " + kSource + "/tests/reference/apply_peft_adapter.py " + base + " " + (out / "peft") +
+                  " " + tokens + " " + (out / "reference.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json reference = read_json_file(out / "reference.json")["logprobs"];
+  const double to_reference = max_abs_difference(with_adapter, reference);
+  const double to_checkpoint = max_abs_difference(with_adapter, checkpoint);
+  std::cout << "[ lora ] " << r.output << "[ lora ] max |score --adapter - PEFT reference (fp64)| = " << to_reference
+            << ", max |score --adapter - score of the LoRA checkpoint| = " << to_checkpoint << "\n";
+  EXPECT_LE(to_reference, 1e-4);
+  EXPECT_LE(to_checkpoint, 1e-6);
+
+  // An adapter whose config does not select its own tensors, and one for another model, are refused.
+  fs::copy(out / "peft", out / "narrowed", fs::copy_options::recursive);
+  Json config = read_json_file(out / "narrowed/adapter_config.json");
+  config["target_modules"] = {"q_b_proj"};
+  write_text_file_atomic(out / "narrowed/adapter_config.json", config.dump());
+  r = run_command(kBinary + " score --model " + base + " --adapter " + (out / "narrowed") + " --tokens " + tokens +
+                  " --out " + (out / "refused.json"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("target_modules does not select model.layers.0.self_attn.q_a_proj"), std::string::npos)
+      << r.output;
+  const std::string other = std::string(K2F_REFERENCE_DIR) + "/default";
+  r = run_command(kBinary + " score --model " + other + "/model --adapter " + (out / "peft") + " --tokens " + other +
+                  "/tokens.json --out " + (out / "refused.json"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("an adapter for another base?"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out / "refused.json"));
 }
 
 TEST(LoraCli, AdaptersNeverMeetAnotherBaseAndBadSettingsWriteNothing) {

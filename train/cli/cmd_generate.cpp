@@ -182,6 +182,7 @@ int run_generate(const Args& args) {
       "stop-id", "extra stop token id (repeatable; eos and <|im_end|> always stop)", cxxopts::value<std::vector<int64_t>>())(
       "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"))(
       "dequantize", "INT4 directories: dequantise the packed weights instead of the W4A16 kernel")(
+      "adapter", "an HF PEFT LoRA adapter directory applied on top of --model", cxxopts::value<std::string>())(
       "attention", "absorbed (fast) or expanded (reference) latent attention",
       cxxopts::value<std::string>()->default_value("absorbed"))(
       "out", "also write JSON: per row prompt, tokens, text, model/sampling log-probs, finish reason",
@@ -213,7 +214,8 @@ int run_generate(const Args& args) {
 
   const auto tokenizer = data::Tokenizer::load(tokenizer_dir(parsed, model_dir));
   const auto prompts = build_prompts(parsed, tokenizer);
-  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0});
+  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0,
+                                                            parsed.count("adapter") ? parsed["adapter"].as<std::string>() : ""});
   const auto& config = lm->model->config;
   check(tokenizer.vocab_size() <= config.vocab_size, "tokenizer vocabulary of ", tokenizer.vocab_size(),
         " tokens does not fit the model's vocab_size ", config.vocab_size);

@@ -68,7 +68,8 @@ int run_score(const Args& args) {
       "row-tokens", "with --text: tokens per scored row", cxxopts::value<int64_t>()->default_value("256"))(
       "out", "output JSON {\"logprobs\": [[...]], \"nll_mean\": x}", cxxopts::value<std::string>())(
       "dtype", "compute dtype: fp32 or bf16", cxxopts::value<std::string>()->default_value("fp32"))(
-      "dequantize", "INT4 directories: dequantise the packed weights instead of the W4A16 kernel");
+      "dequantize", "INT4 directories: dequantise the packed weights instead of the W4A16 kernel")(
+      "adapter", "an HF PEFT LoRA adapter directory applied on top of --model", cxxopts::value<std::string>());
   bool help = false;
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
@@ -79,7 +80,8 @@ int run_score(const Args& args) {
   const int64_t row_tokens = parsed["row-tokens"].as<int64_t>();
   check(row_tokens >= 2, "--row-tokens (", row_tokens, ") must be >= 2");
 
-  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0});
+  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0,
+                                                            parsed.count("adapter") ? parsed["adapter"].as<std::string>() : ""});
   const int64_t vocab_size = lm->model->config.vocab_size;
   const auto rows = parsed.count("tokens")
                         ? read_token_rows(parsed["tokens"].as<std::string>(), vocab_size)
