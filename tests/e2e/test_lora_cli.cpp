@@ -34,7 +34,7 @@ std::string lora_train_command(const std::string& base, const std::string& store
          " --set train.init_from=" + base + " --set data.paths=" + store + " --set train.run_dir=" + run_dir +
          " --set train.steps=6 --set schedule.name=constant --set schedule.warmup_steps=0 --set schedule.decay_steps=0 --set optim.lr=0.01 --set checkpoint.interval=6" +
          " --set train.global_batch_size=4 --set train.micro_batch_size=2 --set train.seq_len=64" +
-         " --set train.dtype=fp32 --set log.peak_tflops=1 " + extra;
+         " --set train.dtype=fp32 --set log.peak_tflops=1 --set data.tokenizer=" + kSource + "/assets/tokenizer " + extra;
 }
 
 struct LoraRun {

@@ -141,7 +141,7 @@ TEST(QuantCli, BadInt4RequestsFailWithoutOutput) {
   expect_fails("--format hf-int4 --group-size 48", "group size 48 does not divide the in_features (128)");
   expect_fails("--format hf-int4 --grid uniform", "unknown INT4 grid \"uniform\"");
   expect_fails("--format hf-bf16 --group-size 32", "--group-size, --grid and --ignore apply to --format hf-int4 only");
-  expect_fails("--format hf-int8", "expected hf-bf16, hf-fp32 or hf-int4");
+  expect_fails("--format hf-int8", "expected hf-bf16, hf-fp32, hf-int4 or peft");
 
   // An INT4 directory missing a weight_shape is refused by score, naming the tensor.
   const std::string broken = out / "broken";
