@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,6 +11,9 @@
 #include "base/error.h"
 #include "base/matmul.h"
 #include "model/kimi_model.h"
+#include "quant/fake_quant.h"
+#include "quant/qat.h"
+#include "quant/w4a16.h"
 
 namespace k2f::quant {
 
@@ -30,6 +34,36 @@ class LoraKernel : public model::LinearKernel {
   LoraAdapter adapter_;
 };
 
+// Quantisation-aware merge: x times round(W + s B A), where round is what the merged export stores
+// (INT4 fake quantisation or bf16) and its gradient passes straight through to A and B. The merged
+// weight is formed as LoraMergedSource forms it for the export (fp32 W + s * (B A)), so the two
+// agree bit for bit.
+class QuantizedMergeLoraKernel : public model::LinearKernel {
+ public:
+  QuantizedMergeLoraKernel(std::shared_ptr<const model::LinearKernel> base, LoraAdapter adapter)
+      : base_(std::move(base)), adapter_(std::move(adapter)) {
+    if (base_ && packed_weight_of(*base_)) {
+      packed_ = packed_weight_of(*base_);
+      int4_ = QuantOptions{packed_->group_size, Grid::k2};  // the grid the INT4 export of such a base uses
+    } else if (base_ && fake_quant_options_of(*base_)) {
+      int4_ = *fake_quant_options_of(*base_);
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight) const override {
+    const auto frozen = packed_ ? dequantize_rows(*packed_, 0, packed_->out_features()) : weight.detach().to(torch::kFloat32);
+    const auto merged = frozen + adapter_->scale * torch::mm(adapter_->B, adapter_->A);
+    if (int4_) return k2f::linear(x, fake_quantize(merged, *int4_, x.scalar_type()));
+    const auto stored = merged + (merged.to(torch::kBFloat16).to(torch::kFloat32) - merged).detach();
+    return k2f::linear(x, stored.to(x.scalar_type()));
+  }
+
+ private:
+  std::shared_ptr<const model::LinearKernel> base_;  // keeps the packed weight alive
+  LoraAdapter adapter_;
+  const PackedInt4Weight* packed_ = nullptr;
+  std::optional<QuantOptions> int4_;
+};
+
 }  // namespace
 
 double LoraOptions::scale() const {
@@ -41,6 +75,8 @@ void LoraOptions::validate() const {
   check(std::isfinite(alpha) && alpha > 0, "lora.alpha (", alpha, ") must be positive");
   check(dropout >= 0 && dropout < 1, "lora.dropout (", dropout, ") must be in [0, 1)");
   check(!modules.targets.empty(), "lora.targets is empty: name the Linear modules to adapt");
+  check(!(quantized_merge && dropout > 0), "lora.dropout (", dropout, ") with lora.quantized_merge: the merged weight "
+        "has no separate adapter input to drop; set lora.dropout = 0");
 }
 
 LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, const LoraOptions& options)
@@ -89,14 +125,19 @@ LoraAdapters apply_lora(torch::nn::Module& model, const LoraOptions& options) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(linear->in_features));
     adapter->A.uniform_(-bound, bound, generator);
     adapter->to(linear->weight.device());
-    linear->kernel = std::make_shared<LoraKernel>(linear->kernel, adapter);
+    if (options.quantized_merge) {
+      linear->kernel = std::make_shared<QuantizedMergeLoraKernel>(linear->kernel, adapter);
+    } else {
+      linear->kernel = std::make_shared<LoraKernel>(linear->kernel, adapter);
+    }
     out.adapters.emplace_back(path, std::move(adapter));
   }
   return out;
 }
 
 bool has_lora(const model::LinearImpl& linear) {
-  return dynamic_cast<const LoraKernel*>(linear.kernel.get()) != nullptr;
+  return dynamic_cast<const LoraKernel*>(linear.kernel.get()) != nullptr ||
+         dynamic_cast<const QuantizedMergeLoraKernel*>(linear.kernel.get()) != nullptr;
 }
 
 namespace {

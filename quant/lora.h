@@ -18,6 +18,7 @@
 #include "base/json_io.h"
 #include "model/layers.h"
 #include "model/weight_source.h"
+#include "quant/int4_quantizer.h"
 #include "quant/qat_targets.h"
 
 namespace k2f::quant {
@@ -34,6 +35,11 @@ struct LoraOptions {
                       "re:.*layers\\.[0-9]+\\.mlp\\.(gate|up|down)_proj$"},
                      {"lm_head"}};
   uint64_t seed = 0;  // A's initialisation, per adapter from (seed, module path)
+  // Quantisation-aware merge: each adapted Linear computes with the weight a merged export stores,
+  // round(W + s B A) (straight-through gradient to A and B), instead of W x + s B A x: INT4
+  // fake_quantize for a base linear stored INT4 (packed, or fake-quantised by QAT), bf16 for the
+  // others. The merged INT4 export then computes exactly what training computed. Dropout must be 0.
+  bool quantized_merge = false;
 
   double scale() const;
   void validate() const;  // messages use "lora.<key>"
@@ -64,7 +70,8 @@ std::string lora_b_name(const std::string& module_path);
 // Freezes every parameter of `model` (requires_grad false) and adapts each Linear `options.modules`
 // selects: A Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))) from a generator seeded
 // by (options.seed, module path), B zero, so the adapted model computes what the base computes.
-// Adapters are created on each Linear's device, in fp32. Errors: no module selected (naming
+// Adapters are created on each Linear's device, in fp32. With `quantized_merge`, each Linear's
+// frozen W is the base kernel's packed INT4 weight (dequantised per forward) or the Linear's own. Errors: no module selected (naming
 // lora.targets / lora.ignore), a rank above min(in, out) of a target (naming it and its shape).
 LoraAdapters apply_lora(torch::nn::Module& model, const LoraOptions& options);
 

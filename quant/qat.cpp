@@ -18,6 +18,7 @@ class FakeQuantKernel : public model::LinearKernel {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight) const override {
     return k2f::linear(x, fake_quantize(weight, options_, x.scalar_type()));
   }
+  const QuantOptions& options() const { return options_; }
 
  private:
   QuantOptions options_;
@@ -74,6 +75,11 @@ std::vector<std::string> pack_for_inference(torch::nn::Module& model, const QatO
 
 bool has_fake_quant(const model::LinearImpl& linear) {
   return dynamic_cast<const FakeQuantKernel*>(linear.kernel.get()) != nullptr;
+}
+
+const QuantOptions* fake_quant_options_of(const model::LinearKernel& kernel) {
+  const auto* fake_quant = dynamic_cast<const FakeQuantKernel*>(&kernel);
+  return fake_quant ? &fake_quant->options() : nullptr;
 }
 
 std::vector<std::pair<std::string, double>> quantization_error_per_layer(const torch::nn::Module& model,

@@ -34,6 +34,9 @@ std::vector<std::string> pack_for_inference(torch::nn::Module& model, const QatO
 // Whether `linear` currently runs with fake quantisation.
 bool has_fake_quant(const model::LinearImpl& linear);
 
+// The quantisation a fake-quantising kernel applies; nullptr for any other kernel.
+const QuantOptions* fake_quant_options_of(const model::LinearKernel& kernel);
+
 // The relative mean absolute quantisation error sum|w - fq(w)| / sum|w| over the quantised weights
 // of each decoder layer that has any, as ("layer.<i>", error) in layer order.
 std::vector<std::pair<std::string, double>> quantization_error_per_layer(const torch::nn::Module& model,

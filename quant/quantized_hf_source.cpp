@@ -175,22 +175,27 @@ model::KimiForCausalLM load_dequantized_model(const std::string& dir) {
   return lm;
 }
 
-int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out) {
-  QuantizedHfSource source(dir);
-  model::KimiForCausalLM lm(source.config());
+std::set<std::string> install_packed_linears(QuantizedHfSource& source, torch::nn::Module& model) {
   std::set<std::string> packed_names;
-  for (const auto& item : lm->named_modules("", false)) {
+  for (const auto& item : model.named_modules("", false)) {
     auto linear = std::dynamic_pointer_cast<model::LinearImpl>(item.value());
     const std::string name = item.key() + ".weight";
     if (!linear || !source.is_packed(name)) continue;
     const auto weight = source.packed(name);
-    check(weight.out_features() == linear->out_features && weight.in_features == linear->in_features, dir, ": \"",
-          name, "\": expected shape [", linear->out_features, ", ", linear->in_features, "], got [",
-          weight.out_features(), ", ", weight.in_features, "]");
+    check(weight.out_features() == linear->out_features && weight.in_features == linear->in_features,
+          source.description(), ": \"", name, "\": expected shape [", linear->out_features, ", ", linear->in_features,
+          "], got [", weight.out_features(), ", ", weight.in_features, "]");
     linear->kernel = make_w4a16_kernel(weight);
     linear->weight.set_data(torch::empty({0}, linear->weight.options()));
     packed_names.insert(name);
   }
+  return packed_names;
+}
+
+int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out) {
+  QuantizedHfSource source(dir);
+  model::KimiForCausalLM lm(source.config());
+  const auto packed_names = install_packed_linears(source, *lm);
   model::load_weights(*lm, source, packed_names);
   out = lm;
   return static_cast<int64_t>(packed_names.size());

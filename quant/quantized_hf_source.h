@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "model/hf_checkpoint.h"
@@ -56,6 +57,11 @@ class QuantizedHfSource : public model::WeightSource {
 
 // Builds the directory's model with every weight loaded as fp32/bf16 master weights (dequantised).
 model::KimiForCausalLM load_dequantized_model(const std::string& dir);
+
+// Switches every Linear of `model` whose weight `source` stores packed INT4 to the W4A16 kernel over
+// those packed words (frozen, with an input gradient) and releases its own weight; returns their
+// "<linear>.weight" names, for load_weights to skip. Errors name a shape that does not fit.
+std::set<std::string> install_packed_linears(QuantizedHfSource& source, torch::nn::Module& model);
 
 // Builds the model for inference: INT4 linears keep their packed weights in a W4A16 kernel (their
 // fp32 weight is released), everything else is loaded as usual. Plain and FP8 directories load

@@ -39,6 +39,7 @@ class W4A16Kernel : public model::LinearKernel {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& /*weight*/) const override {
     return w4a16_linear(x, weight_);
   }
+  const PackedInt4Weight& weight() const { return weight_; }
 
  private:
   PackedInt4Weight weight_;
@@ -157,6 +158,11 @@ std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight) 
   weight.validate("W4A16 kernel");
   weight.packed_OW = weight.packed_OW.contiguous();
   return std::make_shared<W4A16Kernel>(std::move(weight));
+}
+
+const PackedInt4Weight* packed_weight_of(const model::LinearKernel& kernel) {
+  const auto* w4a16 = dynamic_cast<const W4A16Kernel*>(&kernel);
+  return w4a16 ? &w4a16->weight() : nullptr;
 }
 
 }  // namespace k2f::quant

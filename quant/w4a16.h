@@ -36,6 +36,9 @@ torch::Tensor w4a16_linear_tiled(const torch::Tensor& x, const PackedInt4Weight&
 // A Linear kernel that computes with the packed weight (the module's own weight may be empty).
 std::shared_ptr<model::LinearKernel> make_w4a16_kernel(PackedInt4Weight weight);
 
+// The packed weight a make_w4a16_kernel kernel computes with; nullptr for any other kernel.
+const PackedInt4Weight* packed_weight_of(const model::LinearKernel& kernel);
+
 // fp32 [rows, I] dequantisation of output rows [row_begin, row_begin + rows): the reference the
 // kernel's tiles are built with, exposed for tests and --dequantize.
 torch::Tensor dequantize_rows(const PackedInt4Weight& weight, int64_t row_begin, int64_t rows);

@@ -47,6 +47,7 @@ Json lora_meta(const LoraRecord& record) {
           {"alpha", o.alpha},
           {"dropout", o.dropout},
           {"rslora", o.rslora},
+          {"quantized_merge", o.quantized_merge},
           {"targets", o.modules.targets},
           {"ignore", o.modules.ignore},
           {"modules", record.modules},
@@ -64,6 +65,7 @@ std::optional<LoraRecord> lora_record_from_meta(const Json& meta, const std::str
     record.options.alpha = it->at("alpha").get<double>();
     record.options.dropout = it->at("dropout").get<double>();
     record.options.rslora = it->at("rslora").get<bool>();
+    record.options.quantized_merge = it->value("quantized_merge", false);
     record.options.modules.targets = it->at("targets").get<std::vector<std::string>>();
     record.options.modules.ignore = it->at("ignore").get<std::vector<std::string>>();
     record.modules = it->at("modules").get<std::vector<std::string>>();
@@ -95,6 +97,21 @@ void check_directory_checksums(const std::string& dir, const Json& expected, con
   }
   for (const auto& [name, record] : found.items())
     check(expected.contains(name), dir, ": ", name, " was not in the base ", what, " was made on");
+}
+
+void check_same_architecture(const model::ModelConfig& found, const model::ModelConfig& expected, const std::string& what) {
+  const auto fields = [](model::ModelConfig config) {
+    config.extra_fields = Json::object();
+    Json json = config.to_hf_json();
+    for (const char* ignored : {"initializer_range", "aux_loss_alpha", "seq_aux"}) json.erase(ignored);
+    return json;
+  };
+  const Json a = fields(found), b = fields(expected);
+  for (const auto& [key, value] : b.items()) {
+    const Json other = a.contains(key) ? a.at(key) : Json();
+    check(other == value, what, ": its model has ", key, " = ", other.dump(), ", the recipe's [model] has ", value.dump(),
+          " (the adapters are trained for the model the recipe describes)");
+  }
 }
 
 CheckpointModel open_checkpoint_model(const std::string& dir) {

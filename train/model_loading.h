@@ -63,6 +63,11 @@ Json directory_checksums(const std::string& dir);
 // recorded them.
 void check_directory_checksums(const std::string& dir, const Json& expected, const std::string& what);
 
+// Errors unless `found` (a base's config) describes the same network as `expected` (the recipe's
+// [model]), naming `what`, the first field that differs and both values. Unknown config.json
+// fields and the initialisation-only fields are not compared.
+void check_same_architecture(const model::ModelConfig& found, const model::ModelConfig& expected, const std::string& what);
+
 // A checkpoint directory's meta.json, its model config, and its tensors as a WeightSource.
 struct CheckpointModel {
   Json meta;

@@ -125,6 +125,8 @@ std::vector<KeySpec> train_keys() {
        "Linear modules adapted (quant.targets' patterns over HF module paths)"},
       {"lora.ignore", KeyType::StringList, Json(quant::LoraOptions{}.modules.ignore), "Linear modules never adapted"},
       {"lora.optimizer", KeyType::String, "adamw", "the adapters' update rule: adamw or muon (optim.* settings)"},
+      {"lora.quantized_merge", KeyType::Bool, false,
+       "train against round(W + s B A) as the merged export stores it (INT4 where the base is INT4, else bf16)"},
       {"parallel.pp", KeyType::Int, 1, "pipeline stages (world = pp x dp)"},
       {"parallel.dp", KeyType::Int, 0, "data-parallel ranks (0: number of ranks / parallel.pp)"},
       {"parallel.ep", KeyType::Int, 1, "expert-parallel ranks inside dp: split the routed experts; divides parallel.dp"},

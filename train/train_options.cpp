@@ -92,6 +92,8 @@ void TrainOptions::validate(int64_t world_size) const {
           "(an HF directory or a training checkpoint)");
     check(layout.pp == 1 && layout.ep == 1, "lora.rank (", lora.rank, ") with parallel.pp (", layout.pp,
           ") or parallel.ep (", layout.ep, ") above 1: LoRA runs data-parallel only so far");
+    check(!qat, "quant.qat with lora.rank (", lora.rank, "): the base is frozen, so QAT has nothing to train; "
+          "lora.quantized_merge trains the adapters against the merged INT4 weights instead");
   }
   check(qat_options.quant.group_size > 0, "quant.group_size (", qat_options.quant.group_size, ") must be positive");
   if (qat) {
@@ -159,6 +161,7 @@ TrainOptions TrainOptions::from_recipe(const Recipe& r) {
   o.lora.alpha = r.get_float("lora.alpha");
   o.lora.dropout = r.get_float("lora.dropout");
   o.lora.rslora = r.get_bool("lora.rslora");
+  o.lora.quantized_merge = r.get_bool("lora.quantized_merge");
   o.lora.modules.targets = r.get_strings("lora.targets");
   o.lora.modules.ignore = r.get_strings("lora.ignore");
   o.lora.seed = o.seed;

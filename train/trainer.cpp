@@ -109,19 +109,18 @@ void Trainer::set_up() {
     check(checkpoints_->steps().empty(), options_.run_dir,
           ": holds checkpoints already; --fresh never overwrites them (choose a new train.run_dir)");
   }
-  if (lora_) {  // the frozen base, on every start and resume, checked against the checkpoint's record
-    lora_base_ = fs::absolute(options_.init_from).lexically_normal().string();
-    lora_base_files_ = directory_checksums(lora_base_);
-    initialise_weights();
-  }
   if (!resume() && !lora_) initialise_weights();
 }
 
 // This rank's model: its slice of the routed experts (all of them in one process), reached
 // through the expert-parallel dispatcher when the experts are split.
 void Trainer::build_model() {
-  model_ = model::KimiForCausalLM(options_.model, parallel_->expert_slice(options_.model),
-                                  parallel_->model_part(options_.model));
+  if (options_.lora_enabled()) {
+    model_ = frozen_base_model();
+  } else {
+    model_ = model::KimiForCausalLM(options_.model, parallel_->expert_slice(options_.model),
+                                    parallel_->model_part(options_.model));
+  }
   model_->compute_dtype = options_.dtype;
   if (options_.recompute) model_->model->layer_runner = recomputing_layer_runner();
   model::set_router_fp64(model_, options_.router_fp64);
@@ -143,6 +142,25 @@ void Trainer::build_model() {
     log::info("LoRA rank ", options_.lora.rank, " (scale ", options_.lora.scale(), ", ", options_.lora_optimizer, ") on ",
               lora_->adapters.size(), " linears; the base is frozen (no QK-Clip, no router-bias update)");
   }
+}
+
+// A LoRA run's base, on every start and resume, loaded as `k2forge score` loads it: an INT4
+// directory's linears stay packed (W4A16, no dequantised copy), a QAT checkpoint keeps its fake
+// quantisation. Its files' checksums are what checkpoints record and resume checks.
+model::KimiForCausalLM Trainer::frozen_base_model() {
+  const std::string& dir = options_.init_from;
+  if (is_training_checkpoint(dir)) {
+    check(!read_json_file((fs::path(dir) / "meta.json").string()).contains("lora"), "train.init_from (\"", dir,
+          "\") is itself a LoRA checkpoint: export it merged (k2forge export --format hf-bf16 or hf-int4) and adapt that");
+  } else {
+    check(fs::exists(fs::path(dir) / "config.json"), "train.init_from (\"", dir,
+          "\"): expected an HF directory (config.json) or a checkpoint (meta.json)");
+  }
+  lora_base_ = fs::absolute(dir).lexically_normal().string();
+  lora_base_files_ = directory_checksums(lora_base_);
+  auto base = load_model(dir);
+  check_same_architecture(base->model->config, options_.model, "train.init_from (\"" + dir + "\")");
+  return base;
 }
 
 Trainer::~Trainer() = default;

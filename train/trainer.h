@@ -64,6 +64,7 @@ class Trainer {
   void build_model();
   void log_optimizer_state_bytes() const;
   void initialise_weights();
+  model::KimiForCausalLM frozen_base_model();
   bool resume();
   // What a checkpoint holds of the model: every tensor, or with LoRA the adapters only.
   NamedTensorList checkpointed_model_state() const;

@@ -3,12 +3,15 @@
 // its adapters on a chat file, checkpoints only them with a record of the base's files, and leaves
 // every byte of the base as it was; the checkpoint scores like its merged export, and exports as
 // a PEFT adapter directory with PEFT's fields and names, which `score --adapter` applies to the base
-// as an independent PEFT reference does (tests/reference/apply_peft_adapter.py); adapters never meet
-// another base, and bad settings fail before anything is written.
+// as an independent PEFT reference does (tests/reference/apply_peft_adapter.py); with the
+// quantisation-aware merge its merged INT4 export computes what training computed; adapters never
+// meet another base, and bad settings (and a base the recipe does not describe) fail before
+// anything is written.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "base/json_io.h"
 #include "e2e/e2e_paths.h"
@@ -186,6 +189,34 @@ TEST(LoraCli, ThePeftAdapterScoresLikeAnIndependentPeftReference) {
   EXPECT_FALSE(fs::exists(out / "refused.json"));
 }
 
+// lora.quantized_merge on the INT4 base, adapting routed experts (stored INT4) and attention (bf16):
+// the merged INT4 export scores like the LoRA checkpoint; the plain merge of the same run without
+// the option loses what the rounding removes.
+TEST(LoraCli, TheQuantizedMergeExportsToInt4ExactlyWhatTrainingComputed) {
+  const auto& run = lora_run();
+  ScratchDir out("lora-qmerge");
+  const auto tokens = token_rows(out);
+  const std::string targets = "--set 'lora.targets=re:.*experts\\.[0-9]+\\.(gate|up|down)_proj$,re:.*self_attn\\.o_proj$'";
+  std::map<bool, double> export_gap;
+  for (const bool quantized_merge : {true, false}) {
+    const std::string name = quantized_merge ? "quantized" : "plain";
+    auto r = run_command(lora_train_command(run.base, run.store, out / name, targets + " --set lora.quantized_merge=" +
+                                                                                 (quantized_merge ? "true" : "false")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const std::string checkpoint = out / (name + "/step-000006");
+    EXPECT_EQ(read_json_file(checkpoint + "/meta.json")["lora"]["quantized_merge"], quantized_merge);
+    r = run_command(kBinary + " export --checkpoint " + checkpoint + " --out " + (out / (name + "-int4")) + " --format hf-int4");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto adapted = score(checkpoint, tokens, out / (name + ".json"));
+    const auto exported = score(out / (name + "-int4"), tokens, out / (name + "-int4.json"));
+    export_gap[quantized_merge] = max_abs_difference(adapted, exported);
+    std::cout << "[ lora ] " << name << " merge: max |logprob(LoRA checkpoint) - logprob(merged INT4 export)| = "
+              << export_gap[quantized_merge] << "\n";
+  }
+  EXPECT_LE(export_gap[true], 1e-6);
+  EXPECT_GT(export_gap[false], 100 * export_gap[true]);
+}
+
 TEST(LoraCli, AdaptersNeverMeetAnotherBaseAndBadSettingsWriteNothing) {
   const auto& run = lora_run();
   ScratchDir out("lora-bad");
@@ -211,12 +242,17 @@ TEST(LoraCli, AdaptersNeverMeetAnotherBaseAndBadSettingsWriteNothing) {
            {"--set 'lora.targets=re:.*nothing_like_this'", "lora.targets / lora.ignore select no Linear"},
            {"--set lora.rank=65", "exceeds min(in, out)"},
            {"--set train.init_from=", "set train.init_from"},
-           {"--set lora.optimizer=sgd", "lora.optimizer (\"sgd\")"}}) {
+           {"--set lora.optimizer=sgd", "lora.optimizer (\"sgd\")"},
+           {"--set model.rope_theta=10000", "its model has rope_theta = 50000.0, the recipe's [model] has 10000.0"},
+           {"--set model.num_hidden_layers=3", "its model has num_hidden_layers = 4"},
+           {"--set quant.qat=true", "quant.qat with lora.rank (4): the base is frozen"},
+           {"--set lora.quantized_merge=true --set lora.dropout=0.1", "lora.dropout (0.1) with lora.quantized_merge"},
+           {"--set train.init_from=" + run.checkpoint, "is itself a LoRA checkpoint"}}) {
     const std::string run_dir = out / "refused";
     r = run_command(lora_train_command(run.base, run.store, run_dir, extra));
     EXPECT_NE(r.exit_code, 0) << extra;
     EXPECT_NE(r.output.find(message), std::string::npos) << extra << "\n" << r.output;
-    EXPECT_FALSE(fs::exists(run_dir + "/step-000006")) << extra;
+    EXPECT_FALSE(fs::exists(run_dir)) << extra;
   }
   // The base is as it was.
   EXPECT_EQ(train::directory_checksums(run.base), run.base_files_before);

@@ -1,8 +1,8 @@
 // quant/lora.cpp: an adapted Linear computes W x + s B A x (PEFT's formula, written out here), a
 // fresh adapter (B = 0) leaves the model's logits bit for bit, only A and B receive gradients and
 // training leaves every base byte as it was, the adapter runs on top of fake-quantised and packed
-// INT4 bases, the default targets are attention, shared experts and dense MLPs, and bad options
-// name the key.
+// INT4 bases, the quantisation-aware merge computes with the weight the merged export stores, the
+// default targets are attention, shared experts and dense MLPs, and bad options name the key.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "model/tiny_config.h"
 #include "quant/lora.h"
 #include "quant/qat.h"
+#include "quant/w4a16.h"
 #include "test_util.h"
 
 namespace k2f::quant {
@@ -154,6 +155,57 @@ TEST(Lora, AdaptersRunOnTopOfFakeQuantisedAndPackedInt4Experts) {
   const auto fake_logits = fake->forward(tokens);
   EXPECT_TRUE(torch::allclose(packed->forward(tokens), fake_logits, 1e-4, 1e-4));
   EXPECT_GT((fake_logits - unadapted->forward(tokens)).abs().max().item<double>(), 1e-3);  // the adapters act
+}
+
+// lora.quantized_merge: the Linear computes with the weight the merged export stores, the export's
+// quantiser applied to W + s B A (INT4 where the base is packed, bf16 elsewhere), and the
+// straight-through gradient gives B exactly s * dL/dW A^T.
+TEST(Lora, TheQuantizedMergeComputesWithTheExportedMergedWeight) {
+  const QuantOptions int4{16, Grid::k2};
+  auto lm = lora_base(7);
+  pack_for_inference(*lm, QatOptions{int4, QatTargets{}});  // K2 Thinking's scheme: the routed experts
+  auto expert = lm->model->decoder_layers[1]->moe->experts->expert(0)->up_proj;
+  auto o_proj = lm->model->decoder_layers[1]->self_attn->o_proj;
+  ASSERT_NE(packed_weight_of(*expert->kernel), nullptr);
+  const auto packed = *packed_weight_of(*expert->kernel);
+  const auto o_weight = o_proj->weight.detach().clone();
+  auto options = rank4();
+  options.quantized_merge = true;
+  options.modules = QatTargets{{"re:.*layers\\.1\\.mlp\\.experts\\.0\\.up_proj$", "re:.*layers\\.1\\.self_attn\\.o_proj$"}, {}};
+  auto adapters = apply_lora(*lm, options);
+  ASSERT_EQ(adapters.adapters.size(), 2u);
+  randomise_b(adapters);
+  const double s = options.scale();
+  torch::manual_seed(4);
+
+  for (auto& [path, adapter] : adapters.adapters) {
+    const bool is_expert = path.find(".experts.") != std::string::npos;
+    auto& linear = is_expert ? expert : o_proj;
+    const auto x = torch::randn({6, linear->in_features});
+    const auto merged = (is_expert ? dequantize_rows(packed, 0, packed.out_features()) : o_weight) +
+                        s * torch::mm(adapter->B.detach(), adapter->A.detach());
+    torch::Tensor stored;
+    if (is_expert) {
+      const auto q = quantize(merged, int4);
+      stored = dequantize(q.codes_OI, q.scales_OG, int4.group_size);
+    } else {
+      stored = merged.to(torch::kBFloat16).to(torch::kFloat32);
+    }
+    const auto y = linear->forward(x);
+    EXPECT_TRUE(torch::allclose(y, torch::mm(x, stored.t()), 1e-6, 1e-6)) << path;
+    const auto unrounded = torch::mm(x, merged.t());
+    EXPECT_GT((y - unrounded).abs().max().item<double>(), is_expert ? 1e-3 : 1e-6) << path << ": the rounding acts";
+
+    const auto grad_y = torch::randn_like(y);
+    adapter->A.mutable_grad() = torch::Tensor();
+    adapter->B.mutable_grad() = torch::Tensor();
+    y.backward(grad_y);
+    const auto grad_w = torch::mm(grad_y.t(), x);  // dL/d(stored weight), passed straight through
+    EXPECT_TRUE(torch::allclose(adapter->B.grad(), s * torch::mm(grad_w, adapter->A.detach().t()), 1e-4, 1e-5)) << path;
+    EXPECT_TRUE(torch::allclose(adapter->A.grad(), s * torch::mm(adapter->B.detach().t(), grad_w), 1e-4, 1e-5)) << path;
+  }
+  options.dropout = 0.1;
+  testing::expect_error([&] { options.validate(); }, {"lora.dropout (0.1) with lora.quantized_merge"});
 }
 
 TEST(Lora, BadOptionsNameTheKey) {

@@ -55,7 +55,7 @@ int run_bench(const Args& args) {
     return 0;
   }
   const std::vector<std::string> overrides =
-      parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      recipe_overrides(parsed);
   const std::string default_recipe = name == "generate" ? "recipes/tiny.toml" : "recipes/bench_moe.toml";
   const auto recipe =
       train::Recipe::load(parsed.count("recipe") ? parsed["recipe"].as<std::string>() : default_recipe, overrides);

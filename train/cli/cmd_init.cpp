@@ -22,7 +22,7 @@ int run_init(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::vector<std::string> overrides =
-      parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      recipe_overrides(parsed);
   const auto recipe = train::Recipe::load(required_option(parsed, "recipe", "init"), overrides);
   const auto config = train::model_config_from_recipe(recipe);
   const std::string run_dir = recipe.get_string("train.run_dir");

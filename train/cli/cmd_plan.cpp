@@ -22,7 +22,7 @@ int run_plan(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::vector<std::string> overrides =
-      parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      recipe_overrides(parsed);
   const auto recipe = train::Recipe::load(required_option(parsed, "recipe", "plan"), overrides);
   train::plan::RolloutShape rollout;
   rollout.sequences = parsed["rollout-sequences"].as<int64_t>();

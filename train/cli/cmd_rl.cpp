@@ -29,7 +29,7 @@ int run_rl(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   std::vector<std::string> overrides =
-      parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      recipe_overrides(parsed);
   if (parsed.count("model")) {
     check(parsed.count("eval-only") > 0, "--model is only for --eval-only (RL starts from train.init_from)");
     overrides.push_back("train.init_from=" + parsed["model"].as<std::string>());

@@ -64,7 +64,7 @@ int run_train(const Args& args) {
   const auto parsed = parse_args(options, args, help);
   if (help) return 0;
   const std::vector<std::string> overrides =
-      parsed.count("set") ? parsed["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      recipe_overrides(parsed);
   const std::string recipe_path = required_option(parsed, "recipe", "train");
   const auto launch = parallel::detect_launch_env();
   const bool ignore_plan = parsed.count("ignore-plan") > 0;

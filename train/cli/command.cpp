@@ -1,6 +1,7 @@
 #include "train/cli/command.h"
 
 #include <iostream>
+#include <regex>
 
 #include "base/error.h"
 
@@ -19,6 +20,20 @@ cxxopts::ParseResult parse_args(cxxopts::Options& options, const Args& args, boo
 std::string required_option(const cxxopts::ParseResult& parsed, const std::string& name, const std::string& command) {
   check(parsed.count(name) > 0, "missing --", name, " (see k2forge ", command, " --help)");
   return parsed[name].as<std::string>();
+}
+
+std::vector<std::string> recipe_overrides(const cxxopts::ParseResult& parsed) {
+  std::vector<std::string> overrides;
+  if (!parsed.count("set")) return overrides;
+  static const std::regex starts_an_override(R"(^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+=)");
+  for (const auto& piece : parsed["set"].as<std::vector<std::string>>()) {
+    if (overrides.empty() || std::regex_search(piece, starts_an_override)) {
+      overrides.push_back(piece);
+    } else {
+      overrides.back() += "," + piece;
+    }
+  }
+  return overrides;
 }
 
 }  // namespace k2f::cli

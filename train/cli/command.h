@@ -29,4 +29,8 @@ cxxopts::ParseResult parse_args(cxxopts::Options& options, const Args& args, boo
 // The value of a required option; throws naming it when absent.
 std::string required_option(const cxxopts::ParseResult& parsed, const std::string& name, const std::string& command);
 
+// The --set overrides, each "section.key=value". cxxopts splits a repeated vector option at commas
+// too, so the pieces of a list value ("lora.targets=a,b") are joined back onto their key.
+std::vector<std::string> recipe_overrides(const cxxopts::ParseResult& parsed);
+
 }  // namespace k2f::cli
