@@ -1,5 +1,6 @@
 #include "train/metrics.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +60,7 @@ Json StepMetrics::to_json() const {
           {"skipped", skipped},
           {"skipped_steps", skipped_steps},
           {"rss_bytes", rss_bytes},
+          {"peak_rss_bytes", peak_rss_bytes},
           {"seconds", seconds},
           {"time_split", {{"forward", forward_seconds}, {"backward", backward_seconds},
                           {"optimizer", optimizer_seconds}, {"data", data_seconds},
@@ -77,6 +79,12 @@ int64_t resident_bytes() {
   int64_t pages_total = 0, pages_resident = 0;
   if (!(statm >> pages_total >> pages_resident)) return 0;
   return pages_resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+int64_t peak_resident_bytes() {
+  struct rusage usage {};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 MetricsLogger::MetricsLogger(const std::string& run_dir, int64_t total_steps, int64_t resumed_step, bool tensorboard,

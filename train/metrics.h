@@ -35,6 +35,7 @@ struct StepMetrics {
   bool skipped = false;
   int64_t skipped_steps = 0;
   int64_t rss_bytes = 0;
+  int64_t peak_rss_bytes = 0;  // the process's high-water mark so far (loading included)
   double seconds = 0;  // wall time of the step
   double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0, data_seconds = 0;
   // Blocked on another pipeline stage (transfers and the pipeline bubble); 0 without pp.
@@ -69,5 +70,7 @@ class MetricsLogger {
 
 // Resident set size of this process in bytes (Linux /proc), 0 when unknown.
 int64_t resident_bytes();
+// The process's peak resident set size so far in bytes (getrusage), 0 when unknown.
+int64_t peak_resident_bytes();
 
 }  // namespace k2f::train

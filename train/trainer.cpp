@@ -337,6 +337,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   m.model_flops_per_s = m.tokens_per_s * flops_per_token_;
   m.mfu = m.model_flops_per_s / peak_flops_;
   m.rss_bytes = resident_bytes();
+  m.peak_rss_bytes = peak_resident_bytes();
   if (options_.qat) m.quant_error = whole_model_quant_error();
   completed_steps_ = step + 1;
   return m;

@@ -58,6 +58,9 @@ class Trainer {
   const ParallelRuntime& parallel_runtime() const { return *parallel_; }
   // This rank's optimizer state (slots and step count) under the checkpoint's names.
   std::vector<std::pair<std::string, torch::Tensor>> optimizer_state() const { return optimizer_->state_tensors(); }
+  int64_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  // The parameters this run trains (every weight, or with LoRA the adapters) and their element count.
+  const NamedTensorList& trained_parameters() const { return named_parameters_; }
 
  private:
   void set_up();

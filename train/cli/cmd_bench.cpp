@@ -19,6 +19,8 @@ int run_bench(const Args& args) {
       cxxopts::value<std::string>())(
       "set", "override a recipe key (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "steps", "timed steps per dtype", cxxopts::value<int64_t>()->default_value("3"))(
+      "lora-rank", "train: also time LoRA steps of this rank on the model's INT4 export (0: no)",
+      cxxopts::value<int64_t>()->default_value("0"))(
       "batch", "sequences per step (0: train.micro_batch_size)", cxxopts::value<int64_t>()->default_value("0"))(
       "tokenizer", "tokenizer, data: tokenizer directory", cxxopts::value<std::string>()->default_value("assets/tokenizer"))(
       "corpus", "tokenizer, data: .jsonl/.txt text", cxxopts::value<std::string>()->default_value("assets/corpus/python_docs_train.jsonl"))(
@@ -104,6 +106,8 @@ int run_bench(const Args& args) {
     train::TrainBenchOptions train_options;
     train_options.steps = parsed["steps"].as<int64_t>();
     check(train_options.steps > 0, "--steps (", train_options.steps, ") must be positive");
+    train_options.lora_rank = parsed["lora-rank"].as<int64_t>();
+    check(train_options.lora_rank >= 0, "--lora-rank (", train_options.lora_rank, ") must be >= 0");
     const auto report = train::bench_train(recipe, train_options);
     if (!report.is_null()) std::cout << report.dump(parsed.count("json") ? -1 : 2) << std::endl;
     return 0;
