@@ -192,10 +192,21 @@ std::set<std::string> install_packed_linears(QuantizedHfSource& source, torch::n
   return packed_names;
 }
 
-int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out) {
+int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out, bool keep_bf16) {
   QuantizedHfSource source(dir);
   model::KimiForCausalLM lm(source.config());
   const auto packed_names = install_packed_linears(source, *lm);
+  if (keep_bf16) {
+    for (const auto& item : lm->named_modules("", false)) {
+      const bool holds_matrix = std::dynamic_pointer_cast<model::LinearImpl>(item.value()) ||
+                                std::dynamic_pointer_cast<torch::nn::EmbeddingImpl>(item.value());
+      const std::string name = item.key() + ".weight";
+      if (!holds_matrix || packed_names.count(name) || !source.contains(name) || source.dtype(name) != torch::kBFloat16)
+        continue;
+      auto weight = item.value()->named_parameters(false)["weight"];
+      weight.set_data(torch::empty(weight.sizes(), weight.options().dtype(torch::kBFloat16)));
+    }
+  }
   model::load_weights(*lm, source, packed_names);
   out = lm;
   return static_cast<int64_t>(packed_names.size());

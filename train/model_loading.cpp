@@ -205,7 +205,7 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
   if (!is_training_checkpoint(dir)) {
     if (options.dequantize) return quant::load_dequantized_model(dir);
     model::KimiForCausalLM lm{nullptr};
-    const int64_t packed = quant::load_inference_model(dir, lm);
+    const int64_t packed = quant::load_inference_model(dir, lm, options.keep_bf16);
     if (packed > 0) log::info(dir, ": ", packed, " INT4 linears kept packed (W4A16)");
     return lm;
   }
@@ -213,7 +213,7 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
   const std::string meta_path = (fs::path(dir) / "meta.json").string();
   if (const auto lora = lora_record_from_meta(checkpoint.meta, meta_path)) {
     check_directory_checksums(lora->base, lora->base_files, meta_path);
-    auto lm = load_base_model(lora->base, LoadOptions{options.dequantize, ""});
+    auto lm = load_base_model(lora->base, LoadOptions{options.dequantize, "", options.keep_bf16});
     auto adapters = quant::apply_lora(*lm, lora->options);
     torch::NoGradGuard no_grad;
     for (auto& [name, tensor] : adapters.named_parameters()) checkpoint.tensors->load_into(name, tensor);

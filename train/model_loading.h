@@ -29,6 +29,9 @@ struct LoadOptions {
   bool dequantize = false;
   // An HF PEFT LoRA adapter directory applied on top ("": none); see apply_peft_adapter.
   std::string adapter;
+  // HF directories: Linear and embedding weights stored in bf16 stay bf16 in memory (a frozen base
+  // under bf16 compute: lossless, half the bytes, no cast per forward).
+  bool keep_bf16 = false;
 };
 
 // The model with its weights, from an HF directory or a training checkpoint directory.

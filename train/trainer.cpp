@@ -145,8 +145,8 @@ void Trainer::build_model() {
 }
 
 // A LoRA run's base, on every start and resume, loaded as `k2forge score` loads it: an INT4
-// directory's linears stay packed (W4A16, no dequantised copy), a QAT checkpoint keeps its fake
-// quantisation. Its files' checksums are what checkpoints record and resume checks.
+// directory's linears stay packed (W4A16, no dequantised copy), under bf16 compute its bf16 weights
+// stay bf16, a QAT checkpoint keeps its fake quantisation. Its files' checksums are what checkpoints record and resume checks.
 model::KimiForCausalLM Trainer::frozen_base_model() {
   const std::string& dir = options_.init_from;
   if (is_training_checkpoint(dir)) {
@@ -158,7 +158,9 @@ model::KimiForCausalLM Trainer::frozen_base_model() {
   }
   lora_base_ = fs::absolute(dir).lexically_normal().string();
   lora_base_files_ = directory_checksums(lora_base_);
-  auto base = load_model(dir);
+  LoadOptions load;
+  load.keep_bf16 = options_.dtype == torch::kBFloat16;
+  auto base = load_model(dir, load);
   check_same_architecture(base->model->config, options_.model, "train.init_from (\"" + dir + "\")");
   return base;
 }

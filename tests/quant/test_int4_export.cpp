@@ -131,6 +131,18 @@ TEST(Int4Export, ReadsBackAsFakeQuantisedWeightsAndScoresLikeTheQatModel) {
   EXPECT_LT((packed->forward(tokens) - expected).abs().max().item<double>(), 1e-6);
   // The experts really are packed: their fp32 weights are gone.
   EXPECT_EQ(packed->named_parameters()["model.layers.1.mlp.experts.0.up_proj.weight"].numel(), 0);
+
+  // keep_bf16 holds the bf16-stored Linear and embedding weights in bf16 and computes the same logits.
+  model::KimiForCausalLM half{nullptr};
+  EXPECT_EQ(load_inference_model(scratch / "out", half, /*keep_bf16=*/true), 24);
+  half->compute_dtype = torch::kFloat32;
+  const auto params = half->named_parameters();
+  EXPECT_EQ(params["model.layers.1.self_attn.o_proj.weight"].scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(params["model.embed_tokens.weight"].scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(params["lm_head.weight"].scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(params["model.norm.weight"].scalar_type(), torch::kFloat32);
+  EXPECT_EQ(params["model.layers.1.mlp.gate.weight"].scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(half->forward(tokens), packed->forward(tokens)));
 }
 
 // Rewrites a directory's shards: `edit` returns the replacement of a tensor, or nullopt to drop it.
