@@ -17,6 +17,8 @@ int run_plan(const Args& args) {
       "rollout-sequences", "RL: sequences decoded at once per GPU, for the KV-cache line",
       cxxopts::value<int64_t>()->default_value("0"))(
       "rollout-tokens", "RL: tokens per rollout sequence (0: train.seq_len)", cxxopts::value<int64_t>()->default_value("0"))(
+      "lora-base", "LoRA recipes whose train.init_from is not here: int4 (routed experts INT4, as K2 Thinking) or bf16",
+      cxxopts::value<std::string>()->default_value("auto"))(
       "json", "print JSON");
   bool help = false;
   const auto parsed = parse_args(options, args, help);
@@ -27,7 +29,7 @@ int run_plan(const Args& args) {
   train::plan::RolloutShape rollout;
   rollout.sequences = parsed["rollout-sequences"].as<int64_t>();
   rollout.tokens = parsed["rollout-tokens"].as<int64_t>();
-  const auto plan = train::plan::plan_recipe(recipe, rollout);
+  const auto plan = train::plan::plan_recipe(recipe, rollout, parsed["lora-base"].as<std::string>());
   if (parsed.count("json")) {
     std::cout << plan.to_json().dump(2) << std::endl;
   } else {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "train/plan/activation_memory.h"
+#include "train/plan/lora_plan.h"
 #include "train/plan/pipeline_inflight.h"
 
 namespace k2f::train::plan {
@@ -37,16 +38,27 @@ std::vector<StageMemory> memory_plan(const PlanInputs& in) {
     const double expert_share = static_cast<double>(stage.expert_params) / expert_shards;
     const double replicated_share = static_cast<double>(stage.replicated_params) / replicated_shards;
     const double sharded = expert_share + replicated_share;
-    m.weights = static_cast<double>(stage.stored_params()) * static_cast<double>(in.activation_bytes());
-    m.gradients = trained * 4;
-    m.master_weights = in.bf16 ? sharded * 4 : 0;
-    // Routed experts are all Muon's (under muonclip); the replicated rest splits by rule.
-    const double expert_muon = in.muon ? expert_share : 0;
-    const double replicated_muon =
-        (static_cast<double>(stage.muon_params) - (in.muon ? static_cast<double>(stage.expert_params) : 0)) /
-        replicated_shards;
-    m.muon_momentum = (expert_muon + replicated_muon) * 4;
-    m.adamw_moments = (sharded - expert_muon - replicated_muon) * 8;
+    const double a = static_cast<double>(in.activation_bytes());
+    if (in.lora) {
+      const double adapter = static_cast<double>(adapter_params(in.model, stage, in.layout.ep, *in.lora).total());
+      m.weights = static_cast<double>(stage.expert_params) * frozen_expert_bytes_per_param(*in.lora, a) +
+                  static_cast<double>(stage.replicated_params + stage.buffer_params) * a;
+      m.adapters = adapter * 4;
+      m.gradients = adapter * 4;
+      m.muon_momentum = in.lora->muon ? adapter * 4 : 0;
+      m.adamw_moments = in.lora->muon ? 0 : adapter * 8;
+    } else {
+      m.weights = static_cast<double>(stage.stored_params()) * a;
+      m.gradients = trained * 4;
+      m.master_weights = in.bf16 ? sharded * 4 : 0;
+      // Routed experts are all Muon's (under muonclip); the replicated rest splits by rule.
+      const double expert_muon = in.muon ? expert_share : 0;
+      const double replicated_muon =
+          (static_cast<double>(stage.muon_params) - (in.muon ? static_cast<double>(stage.expert_params) : 0)) /
+          replicated_shards;
+      m.muon_momentum = (expert_muon + replicated_muon) * 4;
+      m.adamw_moments = (sharded - expert_muon - replicated_muon) * 8;
+    }
     m.activations_per_micro_batch = stage_activation_bytes(in, stage, /*with_head=*/false);
     m.inflight_micro_batches = inflight_micro_batches(in.layout, stage.stage, in.micro_batches_per_step());
     m.activations = m.activations_per_micro_batch * m.inflight_micro_batches;
@@ -69,6 +81,7 @@ Json StageMemory::to_json() const {
               {"params_per_gpu", layout.stored_params()},
               {"expert_params_per_gpu", layout.expert_params},
               {"weights_bytes", weights},
+              {"lora_adapters_bytes", adapters},
               {"gradients_bytes", gradients},
               {"master_weights_bytes", master_weights},
               {"muon_momentum_bytes", muon_momentum},

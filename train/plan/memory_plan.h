@@ -4,6 +4,8 @@
 // RL rollouts (reported beside, not added: rollouts and training steps take turns).
 // Precision is the cluster scheme: bf16 weights and activations, fp32 gradient accumulation,
 // fp32 master weights and fp32 optimizer state (train.dtype fp32: fp32 weights, no masters).
+// LoRA (inputs.lora): the base is frozen as the trainer holds it (lora_plan.h) and only the
+// adapters have gradients and optimizer state.
 #pragma once
 
 #include <vector>
@@ -16,7 +18,8 @@ namespace k2f::train::plan {
 
 struct StageMemory {
   StageLayout layout;
-  double weights = 0;          // bf16 (fp32 under train.dtype fp32)
+  double weights = 0;          // bf16 (fp32 under train.dtype fp32); with LoRA the frozen base
+  double adapters = 0;         // LoRA: A and B of the adapted linears, fp32
   double gradients = 0;        // fp32
   double master_weights = 0;   // fp32, ZeRO-1 shard (bf16 only)
   double muon_momentum = 0;    // fp32, ZeRO-1 shard
@@ -28,7 +31,7 @@ struct StageMemory {
                                // micro-batch (its backward follows its forward at once) and the logits
   double kv_cache = 0;         // RL rollouts on this stage's layers
 
-  double state() const { return weights + gradients + master_weights + muon_momentum + adamw_moments; }
+  double state() const { return weights + adapters + gradients + master_weights + muon_momentum + adamw_moments; }
   double total() const { return state() + activations + working; }
   Json to_json() const;
 };

@@ -1,5 +1,6 @@
 #include "train/plan/plan.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -56,14 +57,34 @@ Plan make_plan(const PlanInputs& in) {
   return p;
 }
 
-Plan plan_recipe(const Recipe& recipe, const RolloutShape& rollout) {
+Plan plan_recipe(const Recipe& recipe, const RolloutShape& rollout, const std::string& lora_base) {
   const auto options = TrainOptions::from_recipe(recipe);
-  auto inputs = PlanInputs::from_options(options, ClusterSpec::from_recipe(recipe));
+  auto inputs = PlanInputs::from_options(options, ClusterSpec::from_recipe(recipe), lora_base);
   check(rollout.sequences >= 0 && rollout.tokens >= 0, "rollout sequences (", rollout.sequences, ") and tokens (",
         rollout.tokens, ") must be >= 0");
   inputs.rollout_sequences = rollout.sequences;
   inputs.rollout_tokens = rollout.tokens > 0 ? rollout.tokens : options.seq_len;
   return make_plan(inputs);
+}
+
+std::vector<LoraChoice> lora_choices(const Plan& plan) {
+  check(plan.inputs.lora.has_value(), "lora_choices: not a LoRA plan");
+  std::vector<LoraChoice> choices;
+  for (const bool with_experts : {false, true}) {
+    PlanInputs inputs = plan.inputs;
+    if (with_experts) {
+      inputs.lora->modules.targets.push_back("re:.*mlp\\.experts\\.[0-9]+\\.(gate|up|down)_proj$");
+      inputs.lora->select(inputs.model);
+    }
+    for (const int64_t rank : {8, 16, 32, 64, 128}) {
+      inputs.lora->rank = rank;
+      const auto stages = memory_plan(inputs);
+      double peak = 0;
+      for (const auto& stage : stages) peak = std::max(peak, stage.total());
+      choices.push_back({rank, with_experts, peak, !inputs.cluster || peak <= inputs.cluster->memory_bytes()});
+    }
+  }
+  return choices;
 }
 
 bool Plan::fits() const { return !inputs.cluster || peak().total() <= inputs.cluster->memory_bytes(); }
@@ -115,6 +136,22 @@ Json Plan::to_json() const {
               {"kv_cache_bytes_per_token", kv_cache_bytes_per_token_per_layer(in) * static_cast<double>(in.model.num_hidden_layers)},
               {"peak_stage_kv_cache_bytes", peak().kv_cache}}},
             {"fits", fits()}};
+  if (in.lora) {
+    Json choices = Json::array();
+    for (const auto& c : lora_choices(*this))
+      choices.push_back({{"rank", c.rank}, {"with_routed_experts", c.with_experts}, {"peak_total_bytes", c.peak_total_bytes},
+                         {"fits", c.fits}});
+    json["lora"] = {{"rank", in.lora->rank},
+                    {"targets", in.lora->modules.targets},
+                    {"ignore", in.lora->modules.ignore},
+                    {"optimizer", in.lora->muon ? "muon" : "adamw"},
+                    {"int4_experts", in.lora->int4_experts},
+                    {"group_size", in.lora->group_size},
+                    {"base", in.lora->base_note},
+                    {"adapter_params_per_gpu", peak().adapters / 4},
+                    {"choices", choices}};
+    json["batch"]["optimizer"] = in.lora->muon ? "muon" : "adamw";
+  }
   json["cluster"] = in.cluster ? in.cluster->to_json() : Json(nullptr);
   json["time"] = time ? time->to_json() : Json(nullptr);
   if (!time) {
@@ -154,11 +191,21 @@ std::string Plan::to_table() const {
     std::string padded = name + std::string(name.size() < 44 ? 44 - name.size() : 1, ' ');
     out << "  " << padded << dtype << std::string(6 - dtype.size(), ' ') << fixed(bytes / unit, 2) << "\n";
   };
-  row("weights (" + count_text(static_cast<double>(s.layout.stored_params())) + " params)", w, s.weights);
-  row("gradients", "fp32", s.gradients);
-  if (in.bf16) row(std::string("master weights") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.master_weights);
-  row(std::string("Muon momentum") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.muon_momentum);
-  row(std::string("AdamW moments") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.adamw_moments);
+  if (in.lora) {
+    const double adapters = s.adapters / 4;
+    row("frozen base (" + count_text(static_cast<double>(s.layout.stored_params())) + " params), experts " +
+            (in.lora->int4_experts ? "INT4" : w), w, s.weights);
+    row("LoRA adapters (" + count_text(adapters) + " params, r " + std::to_string(in.lora->rank) + ")", "fp32", s.adapters);
+    row("adapter gradients", "fp32", s.gradients);
+    row(in.lora->muon ? "adapter Muon momentum" : "adapter AdamW moments", "fp32",
+        in.lora->muon ? s.muon_momentum : s.adamw_moments);
+  } else {
+    row("weights (" + count_text(static_cast<double>(s.layout.stored_params())) + " params)", w, s.weights);
+    row("gradients", "fp32", s.gradients);
+    if (in.bf16) row(std::string("master weights") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.master_weights);
+    row(std::string("Muon momentum") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.muon_momentum);
+    row(std::string("AdamW moments") + (in.layout.zero1 ? " (ZeRO-1)" : ""), "fp32", s.adamw_moments);
+  }
   row("= model and optimizer state", "", s.state());
   row("activations (" + fixed(s.activations_per_micro_batch / unit, 2) + " x " + fixed(s.inflight_micro_batches, 1) + " in flight)",
       w, s.activations);
@@ -173,6 +220,22 @@ std::string Plan::to_table() const {
     row("RL rollout KV cache (" + std::to_string(in.rollout_sequences) + " x " + std::to_string(in.rollout_tokens) +
             " tokens)",
         w, s.kv_cache);
+  }
+  if (in.lora) {
+    out << "\nLoRA         base: " << in.lora->base_note << "\n             targets";
+    for (const auto& t : in.lora->modules.targets) out << " " << t;
+    out << "; ignore";
+    for (const auto& t : in.lora->modules.ignore) out << " " << t;
+    out << "\n             peak per GPU by rank (" << (unit == kGB ? "GB" : "MB") << "), these targets | with the routed experts too:\n";
+    const auto choices = lora_choices(*this);
+    const size_t half = choices.size() / 2;
+    for (size_t i = 0; i < half; ++i) {
+      const auto& a = choices[i];
+      const auto& b = choices[i + half];
+      out << "             r " << a.rank << std::string(a.rank < 10 ? 4 : a.rank < 100 ? 3 : 2, ' ') << fixed(a.peak_total_bytes / unit, 2)
+          << (in.cluster ? (a.fits ? " fits" : " DOES NOT FIT") : "") << " | " << fixed(b.peak_total_bytes / unit, 2)
+          << (in.cluster ? (b.fits ? " fits" : " DOES NOT FIT") : "") << "\n";
+    }
   }
   out << "\nper token    forward " << flops_text(flops.forward) << ", backward " << flops_text(flops.backward)
       << ", recompute " << (flops.recompute > 0 ? flops_text(flops.recompute) : "0") << " (executed, full attention square: "

@@ -35,8 +35,18 @@ struct RolloutShape {
   int64_t sequences = 0;  // per GPU
   int64_t tokens = 0;     // 0: train.seq_len
 };
-// TrainOptions and [cluster] of `recipe`.
-Plan plan_recipe(const Recipe& recipe, const RolloutShape& rollout = {});
+// TrainOptions and [cluster] of `recipe`; `lora_base` as PlanInputs::from_options reads it.
+Plan plan_recipe(const Recipe& recipe, const RolloutShape& rollout = {}, const std::string& lora_base = "");
+
+// LoRA plans: the peak per-GPU bytes and fit of the same plan at other ranks, with the recipe's
+// targets and with the routed experts added to them.
+struct LoraChoice {
+  int64_t rank = 0;
+  bool with_experts = false;
+  double peak_total_bytes = 0;
+  bool fits = false;
+};
+std::vector<LoraChoice> lora_choices(const Plan& plan);
 
 // Throws, with the peak stage's figures and what to change, when the plan does not fit.
 void check_plan_fits(const Plan& plan);

@@ -8,6 +8,7 @@
 #include "model/config.h"
 #include "parallel/mesh.h"
 #include "train/plan/cluster_spec.h"
+#include "train/plan/lora_plan.h"
 #include "train/train_options.h"
 
 namespace k2f::train::plan {
@@ -25,6 +26,8 @@ struct PlanInputs {
   std::optional<ClusterSpec> cluster;
   int64_t rollout_sequences = 0;  // RL: sequences decoded at once per GPU (0: no rollout)
   int64_t rollout_tokens = 0;     // RL: prompt + response tokens each
+  // lora.rank > 0: the frozen base plus adapters (lora_plan.h) instead of full training.
+  std::optional<LoraPlan> lora;
 
   int64_t micro_batches_per_step() const { return global_batch_size / (layout.dp * micro_batch_size); }
   int64_t tokens_per_micro_batch() const { return micro_batch_size * seq_len; }
@@ -32,7 +35,11 @@ struct PlanInputs {
 
   // The layout for the cluster's GPUs (or pp x dp without a cluster), validated with the recipe's
   // dotted names; the batch must split into whole micro-batches per dp rank.
-  static PlanInputs from_options(const TrainOptions& options, const std::optional<ClusterSpec>& cluster);
+  // With LoRA, whether the base's routed experts are INT4 is read from train.init_from's
+  // config.json; `lora_base` ("int4" or "bf16") decides where that directory is absent ("" or
+  // "auto": INT4, K2 Thinking's format, and the table says it was assumed).
+  static PlanInputs from_options(const TrainOptions& options, const std::optional<ClusterSpec>& cluster,
+                                 const std::string& lora_base = "");
 };
 
 }  // namespace k2f::train::plan

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "model/param_count.h"
+#include "train/plan/lora_plan.h"
 #include "train/plan/pipeline_inflight.h"
 #include "train/plan/stage_layout.h"
 
@@ -35,7 +36,9 @@ double group_send_seconds(const ClusterSpec& c, double bytes, int64_t group, int
 FlopsPerToken flops_per_token(const PlanInputs& in) {
   FlopsPerToken f;
   f.forward = model::forward_flops_per_token(in.model, in.seq_len);
-  f.backward = 2 * f.forward;
+  // Backward computes the input gradient and the weight gradient, each about a forward; LoRA's
+  // frozen base needs only the input gradient (its adapters' weight gradients are negligible).
+  f.backward = (in.lora ? 1 : 2) * f.forward;
   double layers_full = 0, full = model::head_forward_flops(in.model);
   for (int64_t l = 0; l < in.model.num_hidden_layers; ++l) {
     const double layer = model::layer_forward_flops(in.model, l, static_cast<double>(in.seq_len)).total();
@@ -43,7 +46,7 @@ FlopsPerToken flops_per_token(const PlanInputs& in) {
     full += layer;
   }
   f.recompute = in.recompute ? layers_full : 0;
-  f.executed = 3 * full + f.recompute;
+  f.executed = (in.lora ? 2 : 3) * full + f.recompute;
   return f;
 }
 
@@ -71,7 +74,8 @@ StepTimeEstimate estimate_step_time(const PlanInputs& in) {
   for (const auto& s : stages) {
     const double fwd = stage_forward_flops(in, s.layout, static_cast<double>(in.seq_len), true);
     const double layers_fwd = stage_forward_flops(in, s.layout, static_cast<double>(in.seq_len), false);
-    const double compute = tokens * (3 * fwd + (in.recompute ? layers_fwd : 0)) / rate;
+    const double passes_of_forward = in.lora ? 2 : 3;  // forward + backward (see flops_per_token)
+    const double compute = tokens * (passes_of_forward * fwd + (in.recompute ? layers_fwd : 0)) / rate;
     int64_t moe_layers = 0;
     for (int64_t layer : s.layout.layers) moe_layers += in.model.is_moe_layer(layer) ? 1 : 0;
     // Dispatch + combine in forward and backward (and once more when the forward is recomputed).
@@ -108,8 +112,10 @@ StepTimeEstimate estimate_step_time(const PlanInputs& in) {
     t.comm.dp_all_gather += ag;
     return std::pair<double, double>{rs, ag};
   };
-  const auto [rs_rep, ag_rep] = ring(static_cast<double>(stage.replicated_params), l.dp);
-  const auto [rs_exp, ag_exp] = ring(static_cast<double>(stage.expert_params), l.dp / l.ep);
+  // LoRA: only the adapters' gradients (and weights, under ZeRO-1) cross the data-parallel group.
+  const auto adapters = in.lora ? adapter_params(in.model, stage, l.ep, *in.lora) : AdapterParams{};
+  const auto [rs_rep, ag_rep] = ring(static_cast<double>(in.lora ? adapters.replicated : stage.replicated_params), l.dp);
+  const auto [rs_exp, ag_exp] = ring(static_cast<double>(in.lora ? adapters.experts : stage.expert_params), l.dp / l.ep);
   t.dp_s = group_send_seconds(c, rs_rep + ag_rep, l.dp, 1) + group_send_seconds(c, rs_exp + ag_exp, l.dp / l.ep, l.ep);
   t.step_s = t.compute_s + t.bubble_s + t.ep_exposed_s + t.pp_exposed_s + t.dp_s;
   t.tokens_per_step = static_cast<double>(in.global_batch_size * in.seq_len);
