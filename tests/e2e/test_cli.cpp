@@ -239,7 +239,7 @@ TEST(Cli, InitExportScorePipelineOnTinyRecipe) {
   EXPECT_EQ(r.exit_code, 2);
   r = run_command(kBinary + " score --model " + (dir / "again"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("give exactly one of --tokens FILE or --text FILE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("give exactly one of --tokens FILE, --text FILE or --store FILE.h5"), std::string::npos) << r.output;
 }
 
 // `k2forge generate` on a model from `k2forge init` (vocabulary of the embedded tokenizer): the

@@ -9,11 +9,13 @@
 // anything is written.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
 #include "base/json_io.h"
+#include "data/token_store.h"
 #include "e2e/e2e_paths.h"
 #include "e2e/logprob_tables.h"
 #include "model/safetensors.h"
@@ -105,6 +107,43 @@ TEST(LoraCli, TrainsOnlyTheAdaptersAndLeavesEveryByteOfTheBase) {
   ASSERT_EQ(losses.size(), 6u);
   std::cout << "[ lora ] loss " << losses.front() << " -> " << losses.back() << "\n";
   EXPECT_LT(losses.back(), losses.front());
+}
+
+// Held-out loss of chat data: `score --store` averages the log-probabilities of the store's targets
+// (its loss mask: what the assistant writes), as training's loss does.
+TEST(LoraCli, ScoreOfAChatStoreAveragesOnlyWhatTheAssistantWrites) {
+  const auto& run = lora_run();
+  ScratchDir out("lora-store");
+  const auto r = run_command(kBinary + " score --model " + run.checkpoint + " --store " + run.store + " --row-tokens 64 --out " +
+                             (out / "s.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json scored = read_json_file(out / "s.json");
+  const data::TokenStore store(run.store);
+  ASSERT_TRUE(store.has_loss_mask());
+  double sum = 0;
+  int64_t targets = 0, predictions = 0;
+  size_t row = 0;
+  const auto& offsets = store.doc_offsets();
+  for (size_t d = 0; d + 1 < offsets.size(); ++d) {
+    for (int64_t start = offsets[d]; start < offsets[d + 1]; start += 64, ++row) {
+      const int64_t count = std::min<int64_t>(64, offsets[d + 1] - start);
+      std::vector<uint8_t> mask(static_cast<size_t>(count));
+      store.read_loss_mask(start, count, mask.data());
+      ASSERT_LT(row, scored["logprobs"].size());
+      const Json& lp = scored["logprobs"][row];
+      ASSERT_EQ(static_cast<int64_t>(lp.size()), count - 1);
+      for (int64_t t = 0; t + 1 < count; ++t, ++predictions) {
+        if (mask[static_cast<size_t>(t) + 1] == 0) continue;
+        sum -= lp[static_cast<size_t>(t)].get<double>();
+        ++targets;
+      }
+    }
+  }
+  EXPECT_EQ(row, scored["logprobs"].size());
+  EXPECT_EQ(scored["predictions"], targets);
+  EXPECT_GT(targets, 0);
+  EXPECT_LT(targets, predictions);  // the user's and the tool's tokens are not targets
+  EXPECT_NEAR(scored["nll_mean"].get<double>(), sum / static_cast<double>(targets), 1e-9);
 }
 
 TEST(LoraCli, ScoresLikeItsMergedExportAndExportsAPeftDirectory) {
