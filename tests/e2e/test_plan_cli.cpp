@@ -1,6 +1,6 @@
 // End-to-end tests of `k2forge plan` and the plan check of `k2forge train`: the K2 recipe's table
 // and JSON, the exit code when a layout does not fit, unknown [cluster] keys, recipes without a
-// cluster, and train's refusal with its override.
+// cluster, train's refusal with its override, and the LoRA plan of K2 Thinking on one node.
 #include <gtest/gtest.h>
 
 #include "base/json_io.h"
@@ -71,6 +71,17 @@ TEST(PlanCli, TrainRefusesALayoutThatDoesNotFitUnlessTold) {
   // Without a cluster, train behaves as before.
   const auto plain = run_command(kBinary + " train" + kTiny + " --check");
   EXPECT_EQ(plain.exit_code, 0) << plain.output;
+}
+
+TEST(PlanCli, KimiK2ThinkingLoraFitsEightH200sAndNotEightH100s) {
+  const std::string lora = " plan --recipe " + kSource + "/recipes/k2_thinking_lora.toml";
+  const auto h200 = run_command(kBinary + lora);
+  ASSERT_EQ(h200.exit_code, 0) << h200.output;
+  for (const char* part : {"LoRA adapters", "experts INT4", "r 16", "fits"})
+    EXPECT_NE(h200.output.find(part), std::string::npos) << "no \"" << part << "\" in\n" << h200.output;
+  const auto h100 = run_command(kBinary + lora + " --set cluster.preset=h100");
+  EXPECT_EQ(h100.exit_code, 1) << h100.output;
+  EXPECT_NE(h100.output.find("DOES NOT FIT"), std::string::npos) << h100.output;
 }
 
 }  // namespace
