@@ -192,9 +192,10 @@ std::set<std::string> install_packed_linears(QuantizedHfSource& source, torch::n
   return packed_names;
 }
 
-int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out, bool keep_bf16) {
+int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out, bool keep_bf16,
+                             const model::ExpertSlice& experts, const model::ModelPart& part) {
   QuantizedHfSource source(dir);
-  model::KimiForCausalLM lm(source.config());
+  model::KimiForCausalLM lm(source.config(), experts, part);
   const auto packed_names = install_packed_linears(source, *lm);
   if (keep_bf16) {
     for (const auto& item : lm->named_modules("", false)) {

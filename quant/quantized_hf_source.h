@@ -66,7 +66,10 @@ std::set<std::string> install_packed_linears(QuantizedHfSource& source, torch::n
 // Builds the model for inference: INT4 linears keep their packed weights in a W4A16 kernel (their
 // fp32 weight is released), everything else is loaded as usual. Plain and FP8 directories load
 // dequantised. With `keep_bf16`, Linear and embedding weights the directory stores in bf16 are held
-// in bf16 (lossless; half the memory of fp32) rather than fp32. Returns the number of packed linears.
-int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out, bool keep_bf16 = false);
+// in bf16 (lossless; half the memory of fp32) rather than fp32. `experts` and `part` build only a
+// rank's routed experts and pipeline stage, reading only their tensors. Returns the number of packed
+// linears.
+int64_t load_inference_model(const std::string& dir, model::KimiForCausalLM& out, bool keep_bf16 = false,
+                             const model::ExpertSlice& experts = {}, const model::ModelPart& part = {});
 
 }  // namespace k2f::quant

@@ -136,14 +136,31 @@ class W4A16Function : public torch::autograd::Function<W4A16Function> {
 
 }  // namespace
 
+torch::Tensor dequantize_with_tensor_ops(const PackedInt4Weight& weight) {
+  const int64_t O = weight.out_features(), I = weight.in_features;
+  const auto shifts = torch::arange(0, 4 * kCodesPerWord, 4, weight.packed_OW.options());
+  // The low 4 bits after an arithmetic shift are those of a logical one: the code of each position.
+  const auto codes_OI = weight.packed_OW.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and(0xF).reshape({O, -1}).narrow(1, 0, I);
+  const auto scales = weight.scales_OG.to(torch::kFloat32).unsqueeze(-1);
+  return ((codes_OI.to(torch::kFloat32) - 8).reshape({O, -1, weight.group_size}) * scales).reshape({O, I});
+}
+
+torch::Tensor w4a16_linear_dequantized(const torch::Tensor& x, const PackedInt4Weight& weight) {
+  check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
+        weight.in_features);
+  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : x.scalar_type();
+  const auto w_OI = dequantize_with_tensor_ops(weight).to(x.device(), compute);
+  return torch::matmul(x.to(compute), w_OI.t()).to(x.scalar_type());
+}
+
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight) {
+  // No packed kernel off the CPU yet: the layer's weight is dequantised for this product only, and
+  // autograd gives x its gradient through the constant weight.
+  if (!x.device().is_cpu() || !weight.packed_OW.device().is_cpu()) return w4a16_linear_dequantized(x, weight);
   if (torch::GradMode::is_enabled() && x.requires_grad()) {
     // Adapters or earlier layers train through this frozen layer (LoRA on an INT4 base).
     return W4A16Function::apply(x, weight.packed_OW, weight.scales_OG, weight.in_features, weight.group_size);
   }
-  check(x.device().is_cpu() && weight.packed_OW.device().is_cpu(), "W4A16 linear runs on the CPU; got input on ",
-        x.device(), " and the packed weight on ", weight.packed_OW.device(),
-        " (on a GPU, load the INT4 directory with --dequantize)");
   check(x.size(-1) == weight.in_features, "W4A16 linear: input has ", x.size(-1), " features, the weight expects ",
         weight.in_features);
   const auto kernel = direct::choose(weight, x.scalar_type());

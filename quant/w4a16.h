@@ -1,4 +1,4 @@
-// W4A16 inference on the CPU: y = x W^T where W stays packed (int32 words of eight 4-bit codes,
+// W4A16 inference: y = x W^T where W stays packed (int32 words of eight 4-bit codes,
 // compressed-tensors layout) with one bf16 scale per group. On a CPU with AVX-512 the direct
 // kernels of w4a16_direct.h unpack in registers and never write dequantised weights. The portable
 // path (other CPUs, fp64) dequantises a tile of output rows at a time into a small fp32 buffer
@@ -28,6 +28,14 @@ struct PackedInt4Weight {
 // x [..., I] (bf16, fp16 or fp32) -> [..., O] in x's dtype. W is frozen: when x requires grad,
 // backward gives x its gradient grad_y W (dequantised a tile of rows at a time) and W none.
 torch::Tensor w4a16_linear(const torch::Tensor& x, const PackedInt4Weight& weight);
+
+// The path off the CPU (any device, any dtype): the whole weight dequantised with tensor ops for
+// this product (in x's dtype: bf16 x multiplies a bf16-rounded weight, as GPU INT4 kernels do),
+// then one matmul; x's gradient through autograd. What w4a16_linear runs on a GPU; exposed so
+// that tests run it on the CPU too.
+torch::Tensor w4a16_linear_dequantized(const torch::Tensor& x, const PackedInt4Weight& weight);
+// fp32 [O, I] dequantisation with tensor ops on the packed weight's device (equal to dequantize_rows).
+torch::Tensor dequantize_with_tensor_ops(const PackedInt4Weight& weight);
 
 // The portable tiled path, whatever the CPU: what w4a16_linear runs where no direct kernel applies,
 // exposed so tests cover it on CPUs that have one.

@@ -114,6 +114,11 @@ void check_same_architecture(const model::ModelConfig& found, const model::Model
   }
 }
 
+model::ModelConfig stored_model_config(const std::string& dir) {
+  if (is_training_checkpoint(dir)) return open_checkpoint_model(dir).config;
+  return model::HfDirectory(dir).config();
+}
+
 CheckpointModel open_checkpoint_model(const std::string& dir) {
   const std::string meta_path = (fs::path(dir) / "meta.json").string();
   CheckpointModel checkpoint;
@@ -142,7 +147,7 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
 
 }  // namespace
 
-void apply_peft_adapter(model::KimiForCausalLM& lm, const std::string& dir) {
+PeftAdapter apply_peft_adapter(model::KimiForCausalLM& lm, const std::string& dir) {
   const std::string config_path = (fs::path(dir) / "adapter_config.json").string();
   const std::string tensors_path = (fs::path(dir) / "adapter_model.safetensors").string();
   check(fs::exists(config_path), dir, ": no adapter_config.json (expected an HF PEFT adapter directory)");
@@ -191,6 +196,7 @@ void apply_peft_adapter(model::KimiForCausalLM& lm, const std::string& dir) {
   adapters.train(false);
   log::info("applied the PEFT adapter ", dir, " (r ", options.rank, ", scale ", options.scale(), ") to ", modules.size(),
             " linears");
+  return {options, std::move(adapters)};
 }
 
 model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& options) {
@@ -205,7 +211,7 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
   if (!is_training_checkpoint(dir)) {
     if (options.dequantize) return quant::load_dequantized_model(dir);
     model::KimiForCausalLM lm{nullptr};
-    const int64_t packed = quant::load_inference_model(dir, lm, options.keep_bf16);
+    const int64_t packed = quant::load_inference_model(dir, lm, options.keep_bf16, options.experts, options.part);
     if (packed > 0) log::info(dir, ": ", packed, " INT4 linears kept packed (W4A16)");
     return lm;
   }
@@ -213,7 +219,9 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
   const std::string meta_path = (fs::path(dir) / "meta.json").string();
   if (const auto lora = lora_record_from_meta(checkpoint.meta, meta_path)) {
     check_directory_checksums(lora->base, lora->base_files, meta_path);
-    auto lm = load_base_model(lora->base, LoadOptions{options.dequantize, "", options.keep_bf16});
+    LoadOptions base_options = options;
+    base_options.adapter.clear();
+    auto lm = load_base_model(lora->base, base_options);
     auto adapters = quant::apply_lora(*lm, lora->options);
     torch::NoGradGuard no_grad;
     for (auto& [name, tensor] : adapters.named_parameters()) checkpoint.tensors->load_into(name, tensor);
@@ -222,7 +230,7 @@ model::KimiForCausalLM load_base_model(const std::string& dir, const LoadOptions
               " linears) on ", lora->base);
     return lm;
   }
-  model::KimiForCausalLM lm(checkpoint.config);
+  model::KimiForCausalLM lm(checkpoint.config, options.experts, options.part);
   model::load_weights(*lm, *checkpoint.tensors);
   const auto qat = qat_options_from_meta(checkpoint.meta, (fs::path(dir) / "meta.json").string());
   if (qat) {

@@ -32,6 +32,9 @@ struct LoadOptions {
   // HF directories: Linear and embedding weights stored in bf16 stay bf16 in memory (a frozen base
   // under bf16 compute: lossless, half the bytes, no cast per forward).
   bool keep_bf16 = false;
+  // The part of the model to build: a rank's routed experts and pipeline stage (default: all).
+  model::ExpertSlice experts;
+  model::ModelPart part;
 };
 
 // The model with its weights, from an HF directory or a training checkpoint directory.
@@ -42,7 +45,13 @@ model::KimiForCausalLM load_model(const std::string& dir, const LoadOptions& opt
 // target_modules select (PEFT's rule: list entries match a module path or its dotted suffix, a
 // string is a regex matched against the whole path), with s = lora_alpha / r (or / sqrt(r) with
 // use_rslora). Errors name the directory and what does not fit (a shape, a module, a field).
-void apply_peft_adapter(model::KimiForCausalLM& model, const std::string& dir);
+// Returns the adapters (their A and B train on if set to require gradients) and their settings,
+// with `modules.targets` the adapted module paths.
+struct PeftAdapter {
+  quant::LoraOptions options;
+  quant::LoraAdapters adapters;
+};
+PeftAdapter apply_peft_adapter(model::KimiForCausalLM& model, const std::string& dir);
 
 // What meta.json records about a QAT run, and reading it back (nullopt: trained without QAT).
 Json quantization_meta(const quant::QatOptions& options);
@@ -65,6 +74,10 @@ Json directory_checksums(const std::string& dir);
 // Errors unless `dir`'s files are those `expected` records, naming the first that differs and `what`
 // recorded them.
 void check_directory_checksums(const std::string& dir, const Json& expected, const std::string& what);
+
+// The model config a directory stores: config.json of an HF directory, meta.json's model_config
+// of a training checkpoint.
+model::ModelConfig stored_model_config(const std::string& dir);
 
 // Errors unless `found` (a base's config) describes the same network as `expected` (the recipe's
 // [model]), naming `what`, the first field that differs and both values. Unknown config.json

@@ -207,11 +207,12 @@ NamedTensorList ParallelRuntime::gather_routed_experts(const NamedTensorList& lo
 
 namespace {
 // Where a tensor sits in module order: the embedding, layer by layer, then the head, then the rest.
+// Adapters (PEFT's "base_model.model.<module>...") sit where their module does.
 int64_t module_position(const std::string& name, int64_t num_layers) {
-  static const std::regex layer(R"(^model\.layers\.([0-9]+)\..*)");
+  static const std::regex layer(R"(^(base_model\.model\.)?model\.layers\.([0-9]+)\..*)");
   std::smatch match;
   if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
-  if (std::regex_match(name, match, layer)) return 1 + std::stoll(match[1]);
+  if (std::regex_match(name, match, layer)) return 1 + std::stoll(match[2]);
   if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return num_layers + 1;
   return num_layers + 2;
 }

@@ -117,13 +117,17 @@ void PipelineExecutor::backward(const parallel::PipelinePass& pass, StepPasses& 
   torch::Tensor output_grad;
   if (!chunk.has_head) output_grad = receive_from(chunk.index + 1, pass.micro_batch, /*gradient=*/true, out);
   const auto start = SteadyClock::now();
-  std::vector<torch::Tensor> roots{state.output}, seeds{output_grad};
-  if (chunk.has_head) seeds[0] = torch::ones_like(state.output);
-  if (state.aux.defined()) {
-    roots.push_back(state.aux);
-    seeds.push_back(torch::ones_like(state.aux));
-  }
-  torch::autograd::backward(roots, seeds);
+  // A root that needs no gradient is left out: under LoRA a frozen embedding-only chunk (or a
+  // frozen router's balance loss) has nothing upstream to train.
+  std::vector<torch::Tensor> roots, seeds;
+  const auto add_root = [&](const torch::Tensor& root, const torch::Tensor& seed) {
+    if (!root.requires_grad()) return;
+    roots.push_back(root);
+    seeds.push_back(seed.defined() ? seed : torch::ones_like(root));
+  };
+  add_root(state.output, chunk.has_head ? torch::Tensor() : output_grad);
+  if (state.aux.defined()) add_root(state.aux, torch::Tensor());
+  if (!roots.empty()) torch::autograd::backward(roots, seeds);
   synchronize(device_);
   out.backward_seconds += seconds_since(start);
   if (state.input.defined()) {

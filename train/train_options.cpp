@@ -90,8 +90,6 @@ void TrainOptions::validate(int64_t world_size) const {
     lora.validate();
     check(!init_from.empty(), "lora.rank (", lora.rank, "): LoRA adapts a base model; set train.init_from to it "
           "(an HF directory or a training checkpoint)");
-    check(layout.pp == 1 && layout.ep == 1, "lora.rank (", lora.rank, ") with parallel.pp (", layout.pp,
-          ") or parallel.ep (", layout.ep, ") above 1: LoRA runs data-parallel only so far");
     check(!qat, "quant.qat with lora.rank (", lora.rank, "): the base is frozen, so QAT has nothing to train; "
           "lora.quantized_merge trains the adapters against the merged INT4 weights instead");
   }

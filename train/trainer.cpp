@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <set>
 
 #include "base/device.h"
 #include "base/error.h"
@@ -109,7 +110,10 @@ void Trainer::set_up() {
     check(checkpoints_->steps().empty(), options_.run_dir,
           ": holds checkpoints already; --fresh never overwrites them (choose a new train.run_dir)");
   }
-  if (!resume() && !lora_) initialise_weights();
+  if (!resume()) {
+    torch::manual_seed(static_cast<uint64_t>(options_.seed));  // a fresh run's random numbers (dropout) follow its seed
+    if (!lora_) initialise_weights();
+  }
 }
 
 // This rank's model: its slice of the routed experts (all of them in one process), reached
@@ -146,7 +150,8 @@ void Trainer::build_model() {
 
 // A LoRA run's base, on every start and resume, loaded as `k2forge score` loads it: an INT4
 // directory's linears stay packed (W4A16, no dequantised copy), under bf16 compute its bf16 weights
-// stay bf16, a QAT checkpoint keeps its fake quantisation. Its files' checksums are what checkpoints record and resume checks.
+// stay bf16, a QAT checkpoint keeps its fake quantisation. Each rank builds and reads only its own
+// routed experts and pipeline stage. Its files' checksums are what checkpoints record and resume checks.
 model::KimiForCausalLM Trainer::frozen_base_model() {
   const std::string& dir = options_.init_from;
   if (is_training_checkpoint(dir)) {
@@ -156,13 +161,14 @@ model::KimiForCausalLM Trainer::frozen_base_model() {
     check(fs::exists(fs::path(dir) / "config.json"), "train.init_from (\"", dir,
           "\"): expected an HF directory (config.json) or a checkpoint (meta.json)");
   }
+  check_same_architecture(stored_model_config(dir), options_.model, "train.init_from (\"" + dir + "\")");
   lora_base_ = fs::absolute(dir).lexically_normal().string();
   lora_base_files_ = directory_checksums(lora_base_);
   LoadOptions load;
   load.keep_bf16 = options_.dtype == torch::kBFloat16;
-  auto base = load_model(dir, load);
-  check_same_architecture(base->model->config, options_.model, "train.init_from (\"" + dir + "\")");
-  return base;
+  load.experts = parallel_->expert_slice(options_.model);  // each rank reads only what it holds
+  load.part = parallel_->model_part(options_.model);
+  return load_model(dir, load);
 }
 
 Trainer::~Trainer() = default;
@@ -201,8 +207,7 @@ bool Trainer::resume() {
     const auto record = lora_record_from_meta(loaded->meta, meta_path);
     check(record.has_value(), meta_path, ": not a LoRA checkpoint, but lora.rank is ", options_.lora.rank,
           " (choose a new train.run_dir)");
-    check(record->modules == lora_record().modules, meta_path, ": its adapters are on other modules than lora.targets / "
-          "lora.ignore select now");
+    check_adapted_modules(record->modules, meta_path);
     check_directory_checksums(lora_base_, record->base_files, meta_path);
   }
   load_named_state(*loaded->model, checkpointed_model_state());
@@ -225,10 +230,28 @@ NamedTensorList Trainer::checkpointed_model_state() const {
   return lora_ ? lora_->named_parameters() : model::named_state(*model_);
 }
 
-LoraRecord Trainer::lora_record() const {
+// The whole model's adapted modules, from the checkpoint's (gathered) adapter tensors.
+LoraRecord Trainer::lora_record(const NamedTensorList& adapter_tensors) const {
   LoraRecord record{options_.lora, {}, lora_base_, lora_base_files_};
-  for (const auto& [path, adapter] : lora_->adapters) record.modules.push_back(path);
+  const std::string prefix = "base_model.model.", suffix = ".lora_A.weight";
+  for (const auto& [name, tensor] : adapter_tensors)
+    if (name.size() > prefix.size() + suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      record.modules.push_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
   return record;
+}
+
+// A checkpoint's adapted modules against this rank's: every module of this rank's part that the
+// checkpoint adapts is adapted here, and nothing else (a checkpoint of any layout resumes under any other).
+void Trainer::check_adapted_modules(const std::vector<std::string>& recorded, const std::string& meta_path) const {
+  std::set<std::string> here, held;
+  for (const auto& [path, adapter] : lora_->adapters) here.insert(path);
+  for (const auto& item : model_->named_modules("", false)) held.insert(item.key());
+  for (const auto& path : here)
+    check(std::find(recorded.begin(), recorded.end(), path) != recorded.end(), meta_path, ": its adapters are on other modules than "
+          "lora.targets / lora.ignore select now (", path, " is selected, the checkpoint does not adapt it)");
+  for (const auto& path : recorded)
+    check(!held.count(path) || here.count(path), meta_path, ": its adapters are on other modules than lora.targets / "
+          "lora.ignore select now (the checkpoint adapts ", path, ", which they do not select)");
 }
 
 void Trainer::zero_gradients() {
@@ -262,7 +285,7 @@ void Trainer::save_checkpoint() {
                {"layout", {{"world_size", parallel_->world_size()}, {"pp", layout.pp}, {"dp", layout.dp}, {"ep", layout.ep}}},
                {"recipe", options_.recipe_toml}};
   if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
-  if (lora_) meta["lora"] = lora_meta(lora_record());
+  if (lora_) meta["lora"] = lora_meta(lora_record(model_state));
   const auto dir = checkpoints_->save(completed_steps_, model_state, optimizer_state, meta);
   log::info("checkpoint ", dir);
 }

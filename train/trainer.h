@@ -71,7 +71,8 @@ class Trainer {
   bool resume();
   // What a checkpoint holds of the model: every tensor, or with LoRA the adapters only.
   NamedTensorList checkpointed_model_state() const;
-  LoraRecord lora_record() const;
+  LoraRecord lora_record(const NamedTensorList& adapter_tensors) const;
+  void check_adapted_modules(const std::vector<std::string>& recorded, const std::string& meta_path) const;
   void zero_gradients();
   void save_checkpoint();
   // Records a step whose loss or gradient is not finite (no update applied); stops the run after

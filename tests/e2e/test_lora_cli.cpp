@@ -109,6 +109,28 @@ TEST(LoraCli, TrainsOnlyTheAdaptersAndLeavesEveryByteOfTheBase) {
   EXPECT_LT(losses.back(), losses.front());
 }
 
+// A LoRA run stopped after 3 steps and rerun ends with the adapters and optimizer state of the
+// uninterrupted run, byte for byte, and the same losses.
+TEST(LoraCli, StopAndRerunEqualsOneRunBitwise) {
+  const auto& run = lora_run();
+  ScratchDir out("lora-resume");
+  auto r = run_command(lora_train_command(run.base, run.store, out / "run") + " --stop-after 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(out / "run/step-000003/meta.json"));
+  r = run_command(lora_train_command(run.base, run.store, out / "run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  for (const char* file : {"model-rank00000.safetensors", "optimizer-rank00000.safetensors"})
+    EXPECT_EQ(read_text_file(out / (std::string("run/step-000006/") + file)), read_text_file(run.checkpoint + "/" + file)) << file;
+  const auto losses = [](const std::string& metrics_path) {
+    std::vector<double> values;
+    std::ifstream in(metrics_path);
+    for (std::string line; std::getline(in, line);) values.push_back(Json::parse(line)["loss"].get<double>());
+    return values;
+  };
+  EXPECT_EQ(losses(out / "run/metrics.jsonl"), losses(run.dir / "run/metrics.jsonl"));
+}
+
 // Held-out loss of chat data: `score --store` averages the log-probabilities of the store's targets
 // (its loss mask: what the assistant writes), as training's loss does.
 TEST(LoraCli, ScoreOfAChatStoreAveragesOnlyWhatTheAssistantWrites) {

@@ -1,8 +1,8 @@
 // End-to-end tests of `k2forge data synth-think` and `k2forge rl` on a small random model: the
 // synthetic conversations build into a chat store, an RL run writes its metrics (with the
 // trainer's recomputed log-probs matching the sampler's), eval.json and a checkpoint that
-// `rl --eval-only` reads back, a stopped run resumes exactly, and bad [rl] input fails with the
-// key named.
+// `rl --eval-only` reads back, a stopped run resumes exactly, LoRA RL trains adapters (fresh or a
+// PEFT directory's) on a frozen INT4 base, and bad [rl] input fails with the key named.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,7 +14,9 @@
 #include "base/json_io.h"
 #include "base/sandbox.h"
 #include "e2e/e2e_paths.h"
+#include "model/safetensors.h"
 #include "test_util.h"
+#include "train/model_loading.h"
 
 namespace k2f {
 namespace {
@@ -278,6 +280,76 @@ TEST(RlCli, QatPolicyRollsOutFromItsInt4Weights) {
   r = run_command(kBinary + " export --checkpoint " + run + "/step-000002 --format hf-int4 --out " + (dir / "int4"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "int4/config.json"));
+}
+
+// LoRA RL (issue 23): on a frozen INT4 base, fresh adapters ([lora]) train and export as a PEFT
+// directory; `rl --adapter` on the base trains that adapter on, starting from exactly the policy
+// `rl --eval-only --adapter` evaluates (the first run's final one), stops and resumes bitwise, and
+// its checkpoint holds only adapters and loads (base + adapters) for evaluation; the base's bytes
+// never change. Conflicting settings fail naming the keys.
+TEST(RlCli, LoraRlTrainsAdaptersOnAFrozenInt4BaseFromAPeftDirectory) {
+  ScratchDir dir("rl-lora");
+  const std::string base = dir / "base";
+  auto r = run_command(kBinary + " export --checkpoint " + tiny_model() + " --out " + base + " --format hf-int4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json base_files = train::directory_checksums(base);
+  // A PTX term (chat data) gives the adapters a gradient whatever the random policy's rewards.
+  const std::string store = dir / "chat.h5";
+  r = run_command(kBinary + " data build --input " + kSource + "/assets/chat/example.jsonl --tokenizer " + kSource +
+                  "/assets/tokenizer --out " + store + " --kind chat");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto on_base = [&](const std::string& run, const std::string& extra) {
+    return rl_command(run, "--set train.init_from=" + base + " --set optim.lr=0.02 --set rl.ptx_coef=1 --set rl.ptx_data=" +
+                               store + " --set rl.ptx_seq_len=32 " + extra);
+  };
+  const std::string fresh = dir / "fresh";
+  r = run_command(on_base(fresh, "--set lora.rank=4 --set lora.alpha=8 --set rl.kl_coef=0.1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rl: LoRA rank 4"), std::string::npos) << r.output;
+  const model::SafetensorsFile adapters(fresh + "/step-000002/model-rank00000.safetensors");
+  for (const auto& name : adapters.names()) EXPECT_EQ(name.rfind("base_model.model.", 0), 0u) << name;
+  const std::string b_name = "base_model.model.model.layers.0.self_attn.o_proj.lora_B.weight";
+  ASSERT_TRUE(adapters.contains(b_name));
+  EXPECT_GT(adapters.load(b_name).abs().max().item<double>(), 0.0) << "B starts at 0 and must have trained";
+  const Json meta = read_json_file(fresh + "/step-000002/meta.json");
+  EXPECT_EQ(meta["lora"]["base"], fs::absolute(base).lexically_normal().string());
+  const std::string peft = dir / "peft";
+  r = run_command(kBinary + " export --checkpoint " + fresh + "/step-000002 --format peft --out " + peft);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The adapter as exported is the first run's final policy: evaluated alone it gives that run's "after".
+  r = run_command(rl_command(dir / "eval", "--eval-only --model " + base + " --adapter " + peft), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json fresh_eval = read_json_file(fresh + "/eval.json");
+  EXPECT_EQ(Json::parse(r.output)["heldout"], fresh_eval["after"]);
+
+  const std::string straight = dir / "straight", resumed = dir / "resumed";
+  r = run_command(on_base(straight, "--adapter " + peft + " --set rl.kl_coef=0.1"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json_file(straight + "/eval.json")["before"], fresh_eval["after"]);
+  r = run_command(on_base(resumed, "--adapter " + peft + " --set rl.kl_coef=0.1 --stop-after 1"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(on_base(resumed, "--adapter " + peft + " --set rl.kl_coef=0.1"), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto expected = metrics_without_timings(straight);
+  ASSERT_EQ(expected.size(), 2u);
+  EXPECT_GT(expected[0]["grad_norm"].get<double>(), 0.0);
+  EXPECT_EQ(metrics_without_timings(resumed), expected);
+  const std::string weights = "/step-000002/model-rank00000.safetensors";
+  EXPECT_EQ(file_bytes(resumed + weights), file_bytes(straight + weights));
+  r = run_command(rl_command(dir / "eval2", "--eval-only --model " + straight), false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json::parse(r.output)["heldout"], read_json_file(straight + "/eval.json")["after"]);
+  EXPECT_EQ(train::directory_checksums(base), base_files);
+
+  r = run_command(on_base(dir / "both", "--adapter " + peft + " --set lora.rank=4"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("rl.adapter (\"" + peft + "\") and lora.rank (4) are both set"), std::string::npos) << r.output;
+  r = run_command(on_base(dir / "dropout", "--set lora.rank=4 --set lora.dropout=0.1"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("lora.dropout (0.1) with RL"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "both"));
+  EXPECT_FALSE(fs::exists(dir / "dropout"));
 }
 
 // rl.tools: the example's Python calculator (examples/python_tool) is declared, started once before

@@ -1,5 +1,5 @@
 // The CUDA build on a GPU (label gpu; every test skips where no GPU is visible): the model, the
-// grouped expert GEMM, the KV cache, the trainer and an NCCL group compute on CUDA what they
+// grouped expert GEMM, a packed INT4 linear, the KV cache, the trainer and an NCCL group compute on CUDA what they
 // compute on the CPU. fp32 on both sides (TF32 is off by default), so tolerances stay tight.
 #include <gtest/gtest.h>
 
@@ -11,6 +11,9 @@
 #include "model/kimi_model.h"
 #include "parallel/bootstrap.h"
 #include "parallel/comm.h"
+#include "quant/int4_pack.h"
+#include "quant/int4_quantizer.h"
+#include "quant/w4a16.h"
 #include "tests/model/tiny_config.h"
 #include "tests/parallel/collective_checks.h"
 #include "tests/train/trainer_fixture.h"
@@ -68,6 +71,26 @@ TEST(Cuda, ModelForwardAndGradientsMatchTheCpuInFp32) {
     ASSERT_TRUE(g.defined()) << item.key();
     EXPECT_LT(max_relative_difference(g, item.value().grad()), 1e-4) << item.key();
   }
+}
+
+// A packed INT4 linear (LoRA's frozen K2 Thinking experts) on the GPU: dequantised per product,
+// equal to the CPU kernel in fp32, with the same input gradient.
+TEST(Cuda, PackedInt4LinearMatchesTheCpuKernelWithItsInputGradient) {
+  K2F_REQUIRE_GPU();
+  torch::manual_seed(5);
+  const int64_t O = 96, I = 128, group = 32;
+  const auto q = quant::quantize(torch::randn({O, I}) * 0.1, quant::QuantOptions{group, quant::Grid::k2});
+  const quant::PackedInt4Weight cpu_weight{quant::pack_int4(q.codes_OI), q.scales_OG, I, group};
+  const quant::PackedInt4Weight gpu_weight{cpu_weight.packed_OW.to(kGpu), cpu_weight.scales_OG.to(kGpu), I, group};
+  const auto x_cpu = torch::randn({3, 7, I}).requires_grad_();
+  const auto x_gpu = x_cpu.detach().to(kGpu).requires_grad_();
+  const auto y_cpu = quant::w4a16_linear(x_cpu, cpu_weight), y_gpu = quant::w4a16_linear(x_gpu, gpu_weight);
+  ASSERT_TRUE(y_gpu.is_cuda());
+  EXPECT_LT(max_relative_difference(y_gpu, y_cpu), 1e-5);
+  const auto grad_y = torch::randn({3, 7, O});
+  y_cpu.backward(grad_y);
+  y_gpu.backward(grad_y.to(kGpu));
+  EXPECT_LT(max_relative_difference(x_gpu.grad(), x_cpu.grad()), 1e-5);
 }
 
 TEST(Cuda, GroupedExpertGemmMatchesOneGemmPerExpertInBf16) {

@@ -2,7 +2,7 @@
 // whichever path runs (fp64 activations: exact to rounding of the sum; fp32 and bf16: to fp32
 // summation, bf16 outputs rounded once), the tile
 // dequantisation equals the reference dequantize(unpack(...)), the input gradient is grad_y W (the
-// weight stays frozen), and misuse is rejected.
+// weight stays frozen), the tensor-op path a GPU runs equals the kernel, and misuse is rejected.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -98,12 +98,39 @@ TEST(W4A16, GivesTheInputItsGradientAndTheFrozenWeightNone) {
   }
 }
 
+// Off the CPU (a GPU) the weight is dequantised with tensor ops for each product: run here on the
+// CPU, it equals the packed kernel (fp32: to summation order; bf16: the weight rounded to bf16, as
+// GPU INT4 kernels multiply) and gives the input the same gradient. An input on another device
+// takes this path (the meta device: shapes only).
+TEST(W4A16, TheDequantisedPathOffTheCpuEqualsThePackedKernel) {
+  const auto c = make_case(600, 256, 32, Grid::k2, 13);
+  EXPECT_TRUE(torch::equal(dequantize_with_tensor_ops(c.packed), c.dequantized_OI));
+  const auto x = torch::randn({2, 5, 256}).requires_grad_();
+  const auto x_packed = x.detach().clone().requires_grad_();
+  const auto grad_y = torch::randn({2, 5, 600});
+  const auto y = w4a16_linear_dequantized(x, c.packed);
+  const auto y_packed = w4a16_linear(x_packed, c.packed);
+  EXPECT_TRUE(torch::allclose(y, y_packed, 1e-5, 1e-5)) << (y - y_packed).abs().max().item<double>();
+  y.backward(grad_y);
+  y_packed.backward(grad_y);
+  EXPECT_TRUE(torch::allclose(x.grad(), x_packed.grad(), 1e-4, 1e-4)) << (x.grad() - x_packed.grad()).abs().max().item<double>();
+  torch::NoGradGuard no_grad;
+  const auto x16 = torch::randn({7, 256}).to(torch::kBFloat16);
+  const auto y16 = w4a16_linear_dequantized(x16, c.packed);
+  EXPECT_EQ(y16.scalar_type(), torch::kBFloat16);
+  const auto expected16 = x16.to(torch::kFloat32).matmul(c.dequantized_OI.to(torch::kBFloat16).to(torch::kFloat32).t());
+  EXPECT_TRUE(torch::allclose(y16.to(torch::kFloat32), expected16, 1.0 / 64, 1e-3))
+      << (y16.to(torch::kFloat32) - expected16).abs().max().item<double>();
+  const auto meta = w4a16_linear(torch::empty({2, 256}, torch::Device(torch::kMeta)), c.packed);
+  EXPECT_TRUE(meta.is_meta());
+  EXPECT_EQ(meta.sizes(), torch::IntArrayRef({2, 600}));
+}
+
 TEST(W4A16, RejectsMisuse) {
   const auto c = make_case(8, 64, 32, Grid::k2, 7);
   torch::NoGradGuard no_grad;
   testing::expect_error([&] { w4a16_linear(torch::randn({2, 32}), c.packed); }, {"32 features", "expects 64"});
-  testing::expect_error([&] { w4a16_linear(torch::empty({2, 64}, torch::Device(torch::kMeta)), c.packed); },
-                        {"runs on the CPU", "input on meta", "--dequantize"});
+  testing::expect_error([&] { w4a16_linear_dequantized(torch::randn({2, 32}), c.packed); }, {"32 features", "expects 64"});
 
   auto bad_scales = c.packed;
   bad_scales.scales_OG = bad_scales.scales_OG.narrow(1, 0, 1);

@@ -214,8 +214,7 @@ int run_generate(const Args& args) {
 
   const auto tokenizer = data::Tokenizer::load(tokenizer_dir(parsed, model_dir));
   const auto prompts = build_prompts(parsed, tokenizer);
-  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0,
-                                                            parsed.count("adapter") ? parsed["adapter"].as<std::string>() : ""});
+  auto lm = train::load_model(model_dir, model_load_options(parsed));
   const auto& config = lm->model->config;
   check(tokenizer.vocab_size() <= config.vocab_size, "tokenizer vocabulary of ", tokenizer.vocab_size(),
         " tokens does not fit the model's vocab_size ", config.vocab_size);

@@ -2,7 +2,8 @@
 // train/rl/rl_trainer.h). Prints held-out accuracy before and after RL; --eval-only prints the
 // held-out accuracy of train.init_from (or --model) without training, for any model. A run
 // directory with an RL checkpoint resumes (--stop-after N stops with one after N steps). Under
-// mpirun the ranks split every step's rollouts and sum their gradients (data parallel).
+// mpirun the ranks split every step's rollouts and sum their gradients (data parallel). With
+// --adapter (or [lora]) the base stays frozen and only LoRA adapters train.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -23,6 +24,8 @@ int run_rl(const Args& args) {
       "set", "override a recipe key: section.key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "eval-only", "only measure held-out accuracy of the starting model and print it as JSON")(
       "model", "with --eval-only: the model to evaluate (default train.init_from)", cxxopts::value<std::string>())(
+      "adapter", "an HF PEFT LoRA adapter directory on the base (train.init_from or --model): RL trains the adapter, "
+      "--eval-only evaluates base + adapter (rl.adapter)", cxxopts::value<std::string>())(
       "stop-after", "stop with a checkpoint after this many steps (rerun the same command to continue)",
       cxxopts::value<int64_t>()->default_value("0"))("quiet", "no per-step console lines");
   bool help = false;
@@ -34,6 +37,7 @@ int run_rl(const Args& args) {
     check(parsed.count("eval-only") > 0, "--model is only for --eval-only (RL starts from train.init_from)");
     overrides.push_back("train.init_from=" + parsed["model"].as<std::string>());
   }
+  if (parsed.count("adapter")) overrides.push_back("rl.adapter=" + parsed["adapter"].as<std::string>());
   const auto recipe = train::Recipe::load(required_option(parsed, "recipe", "rl"), overrides);
   auto rl_options = train::rl::RlOptions::from_recipe(recipe);
   train::rl::RlRunOptions run_options;

@@ -112,8 +112,7 @@ int run_score(const Args& args) {
   const int64_t row_tokens = parsed["row-tokens"].as<int64_t>();
   check(row_tokens >= 2, "--row-tokens (", row_tokens, ") must be >= 2");
 
-  auto lm = train::load_model(model_dir, train::LoadOptions{parsed.count("dequantize") > 0,
-                                                            parsed.count("adapter") ? parsed["adapter"].as<std::string>() : ""});
+  auto lm = train::load_model(model_dir, model_load_options(parsed));
   const int64_t vocab_size = lm->model->config.vocab_size;
   StoreRows scored;
   if (parsed.count("store")) {

@@ -36,4 +36,11 @@ std::vector<std::string> recipe_overrides(const cxxopts::ParseResult& parsed) {
   return overrides;
 }
 
+train::LoadOptions model_load_options(const cxxopts::ParseResult& parsed) {
+  train::LoadOptions options;
+  options.dequantize = parsed.count("dequantize") > 0;
+  if (parsed.count("adapter")) options.adapter = parsed["adapter"].as<std::string>();
+  return options;
+}
+
 }  // namespace k2f::cli

@@ -7,6 +7,8 @@
 
 #include <cxxopts.hpp>
 
+#include "train/model_loading.h"
+
 namespace k2f::cli {
 
 using Args = std::vector<std::string>;
@@ -32,5 +34,8 @@ std::string required_option(const cxxopts::ParseResult& parsed, const std::strin
 // The --set overrides, each "section.key=value". cxxopts splits a repeated vector option at commas
 // too, so the pieces of a list value ("lora.targets=a,b") are joined back onto their key.
 std::vector<std::string> recipe_overrides(const cxxopts::ParseResult& parsed);
+
+// How `score` and `generate` open --model: --dequantize and --adapter as given.
+train::LoadOptions model_load_options(const cxxopts::ParseResult& parsed);
 
 }  // namespace k2f::cli

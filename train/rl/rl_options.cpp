@@ -50,6 +50,9 @@ std::vector<KeySpec> rl_recipe_keys() {
       {"rl.tool_timeout_s", KeyType::Float, 2.0, "wall time of one tool call"},
       {"rl.tool_max_output_chars", KeyType::Int, 256, "tool output longer than this is cut and flagged"},
       {"rl.tool_max_argument_chars", KeyType::Int, 1024, "longer tool arguments are refused"},
+      {"rl.adapter", KeyType::String, "",
+       "an HF PEFT LoRA adapter directory on train.init_from: RL trains that adapter, the base stays frozen "
+       "(\"\": lora.rank > 0 trains fresh adapters, 0 every weight)"},
       {"rl.tools", KeyType::String, "",
        "JSON file of the user's tools: OpenAI-style declarations, each with the \"command\" that serves it "
        "(one JSON call per line in, one answer per line out; docs/thinking-and-rl.md)"},
@@ -83,8 +86,15 @@ double RlOptions::temperature(int64_t step) const {
 
 void RlOptions::validate() const {
   check(!train.init_from.empty(), "train.init_from is empty: RL starts from a model (an SFT checkpoint or HF directory)");
-  check(!train.lora_enabled(), "lora.rank (", train.lora.rank, "): `k2forge rl` trains every weight; LoRA runs "
-        "with `k2forge train` so far (set lora.rank = 0)");
+  check(!train.lora_enabled() || adapter.empty(), "rl.adapter (\"", adapter, "\") and lora.rank (", train.lora.rank,
+        ") are both set: the adapter's adapter_config.json decides its rank and modules (set lora.rank = 0), or leave "
+        "rl.adapter empty to train fresh adapters");
+  if (train.lora_enabled()) train.lora.validate();
+  if (trains_adapters()) {
+    check(train.lora.dropout == 0, "lora.dropout (", train.lora.dropout, ") with RL: rollouts and updates must ",
+          "compute the same policy; set lora.dropout = 0");
+    check(!train.qat, "quant.qat with LoRA RL: the base is frozen, so QAT has nothing to train (set quant.qat = false)");
+  }
   check(train.steps > 0, "train.steps (", train.steps, ") must be positive");
   check(train.grad_clip >= 0, "train.grad_clip (", train.grad_clip, ") must be >= 0");
   check(train.lr > 0, "optim.lr (", train.lr, ") must be positive");
@@ -166,6 +176,8 @@ RlOptions RlOptions::from_recipe(const Recipe& r) {
   o.tool_limits.max_output_chars = r.get_int("rl.tool_max_output_chars");
   o.tool_limits.max_argument_chars = r.get_int("rl.tool_max_argument_chars");
   o.tools = r.get_string("rl.tools");
+  o.adapter = r.get_string("rl.adapter");
+  if (!o.adapter.empty()) o.train.optimizer.name = o.train.lora_optimizer == "muon" ? "muonclip" : "adamw";
   o.tool_limits.sandbox.cpu_seconds = r.get_float("rl.tool_cpu_seconds");
   o.tool_limits.sandbox.memory_mb = r.get_int("rl.tool_memory_mb");
   o.tool_limits.sandbox.file_size_mb = r.get_int("rl.tool_file_size_mb");

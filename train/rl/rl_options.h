@@ -51,6 +51,7 @@ struct RlOptions {
   int64_t max_response_tokens = 96;
   int64_t max_tool_calls = 2;
   std::string tools;               // rl.tools: the user's tool declarations ("" = the calculator only)
+  std::string adapter;             // rl.adapter: a PEFT adapter on train.init_from that RL trains ("" = none)
   ToolLimits tool_limits;         // rl.tool_*: per call and per tool process
   RewardOptions rewards;
   int64_t eval_problems = 128;
@@ -61,6 +62,9 @@ struct RlOptions {
 
   // Temperature of `step` (0-based): linear from temperature_start to temperature_end.
   double temperature(int64_t step) const;
+  // LoRA RL: the base (train.init_from) stays frozen and only adapters train, fresh ones
+  // (lora.rank > 0) or rl.adapter's.
+  bool trains_adapters() const { return train.lora_enabled() || !adapter.empty(); }
   void validate() const;  // messages name the dotted recipe key and quote the value
   static RlOptions from_recipe(const Recipe& recipe);
 };

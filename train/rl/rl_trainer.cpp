@@ -29,9 +29,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train) {
+model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train, bool frozen_base) {
   check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
-  auto lm = load_model(resolve_model_dir(dir));
+  LoadOptions load;
+  load.keep_bf16 = frozen_base && train.dtype == torch::kBFloat16;  // a frozen base stays as stored
+  auto lm = load_model(resolve_model_dir(dir), load);
   lm->compute_dtype = train.dtype;
   model::set_router_fp64(lm, train.router_fp64);
   return lm;
@@ -180,23 +182,35 @@ void RlTrainer::set_up() {
   env_ = make_environment(options_, *chat_, tools_->programs());
 
   torch::manual_seed(options_.train.seed);
-  model_ = load_policy(options_.train.init_from, options_.train);
+  const bool lora = options_.trains_adapters();
+  model_ = load_policy(options_.train.init_from, options_.train, lora);
   check(tokenizer_->vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_->vocab_size(),
         " tokens, more than the model's vocab_size ", model_->model->config.vocab_size);
+  if (lora) adapt_policy();
   if (options_.kl_coef > 0 || options_.log_kl) {
-    reference_ = load_policy(options_.train.init_from, options_.train);
+    // Fresh adapters start at B = 0, where the policy is its base; a PEFT adapter starts as itself.
+    reference_ = load_policy(options_.train.init_from, options_.train, lora);
+    if (!options_.adapter.empty())
+      for (auto& [name, p] : apply_peft_adapter(reference_, options_.adapter).adapters.named_parameters())
+        p.set_requires_grad(false);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   }
   // QAT: from the starting checkpoint (already applied by load_model) or switched on by [quant].
-  qat_ = qat_of_checkpoint(options_.train.init_from);
+  // Under LoRA RL the policy samples as it trains: its frozen base as loaded (packed INT4 stays
+  // packed, a QAT checkpoint keeps its fake quantisation) plus the adapters.
+  qat_ = lora ? std::nullopt : qat_of_checkpoint(options_.train.init_from);
   if (!qat_ && options_.train.qat) {
     quant::apply_qat(*model_, options_.train.qat_options);
     if (reference_) quant::apply_qat(*reference_, options_.train.qat_options);
     qat_ = options_.train.qat_options;
   }
   if (qat_) log::info("rl: INT4 QAT policy; rollouts and evaluations sample from its INT4 weights (W4A16)");
-  for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  if (lora_) {
+    named_parameters_ = lora_->named_parameters();
+  } else {
+    for (const auto& item : model_->named_parameters()) named_parameters_.emplace_back(item.key(), item.value());
+  }
   optimizer_ = std::make_unique<Optimizer>(named_parameters_, options_.train.optimizer);
   if (options_.ptx_coef > 0) {
     data::LoaderOptions l;
@@ -215,6 +229,35 @@ void RlTrainer::set_up() {
   tasks_ = env_->train_tasks(options_.train.steps * options_.prompts_per_step);
   if (const auto latest = CheckpointManager(options_.train.run_dir, options_.train.checkpoint_keep).load_latest())
     resume(*latest);
+}
+
+// LoRA RL: the policy's base frozen and adapters on it, rl.adapter's (a PEFT directory) or fresh
+// ones from [lora]. The base is recorded by its files' checksums, as `k2forge train` records it.
+void RlTrainer::adapt_policy() {
+  const std::string base = resolve_model_dir(options_.train.init_from);
+  if (is_training_checkpoint(base)) {
+    const std::string meta_path = (fs::path(base) / "meta.json").string();
+    check(!lora_record_from_meta(read_json_file(meta_path), meta_path).has_value(), "train.init_from (\"", base,
+          "\") is a LoRA checkpoint: export its adapters (k2forge export --format peft) and pass them as --adapter "
+          "with their base as train.init_from, or export it merged and adapt that");
+  }
+  lora_base_ = fs::absolute(base).lexically_normal().string();
+  lora_base_files_ = directory_checksums(lora_base_);
+  if (options_.adapter.empty()) {
+    lora_options_ = options_.train.lora;
+    lora_ = quant::apply_lora(*model_, lora_options_);
+  } else {
+    auto peft = apply_peft_adapter(model_, options_.adapter);
+    lora_options_ = peft.options;
+    lora_ = std::move(peft.adapters);
+  }
+  if (parallel_->is_main())
+    log::info("rl: LoRA rank ", lora_options_.rank, " on ", lora_->adapters.size(), " linears of the frozen base ", lora_base_,
+              "; only the adapters train");
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> RlTrainer::checkpointed_policy_state() const {
+  return lora_ ? lora_->named_parameters() : model::named_state(*model_);
 }
 
 RlTrainer::~RlTrainer() = default;
@@ -389,6 +432,8 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
   double loss_sum = 0, kl_sum = 0, mismatch = 0, mismatch_sum = 0, mismatch_over = 0, sampled_tokens = 0;
   for (int64_t update = 0; update < options_.updates_per_batch; ++update) {
     model_->zero_grad();
+    for (auto& [name, p] : named_parameters_)  // adapters are not the model's registered parameters
+      if (p.grad().defined()) p.mutable_grad().reset();
     begin_qk_recording(model_->model);
     double loss = 0;
     for (int64_t b = 0; b < N; b += micro) {
@@ -445,7 +490,7 @@ double RlTrainer::optimise(const Batch& batch, RlStepMetrics& m) {
     optimizer_->step(m.lr);
     for (auto& layer : model_->model->decoder_layers)
       if (layer->self_attn->max_logits_H.defined()) parallel_->max_over_dp(layer->self_attn->max_logits_H);
-    apply_qk_clip(model_->model, options_.train.optimizer.qk_clip_tau);
+    apply_qk_clip(model_->model, lora_ ? 0.0 : options_.train.optimizer.qk_clip_tau);  // a LoRA base is frozen
     if (update == 0) loss_sum = loss;
   }
   const auto sums = parallel_->sum_over_dp({loss_sum, kl_sum, mismatch_sum, mismatch_over, sampled_tokens});
@@ -487,9 +532,14 @@ void RlTrainer::save_checkpoint(int64_t step, const EvalReport& before) {
                {"recipe", options_.recipe_toml}};
   if (ptx_loader_) meta["ptx_sampler"] = ptx_loader_->state();
   if (qat_) meta["quantization"] = quantization_meta(*qat_);  // loads, scores and exports as QAT
+  if (lora_) {  // loads, scores and exports as a LoRA run of `k2forge train` does
+    LoraRecord record{lora_options_, {}, lora_base_, lora_base_files_};
+    for (const auto& [path, adapter] : lora_->adapters) record.modules.push_back(path);
+    meta["lora"] = lora_meta(record);
+  }
   auto optimizer_state = optimizer_->state_tensors();
   optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
-  const auto dir = checkpoints.save(step, model::named_state(*model_), optimizer_state, meta);
+  const auto dir = checkpoints.save(step, checkpointed_policy_state(), optimizer_state, meta);
   log::info("checkpoint ", dir);
 }
 
@@ -499,7 +549,19 @@ void RlTrainer::resume(const LoadedCheckpoint& checkpoint) {
         "name this run in train.init_from to start RL from it)");
   check(checkpoint.meta.at("model_config") == model_->model->config.to_hf_json(), checkpoint.dir,
         ": written for another model config than train.init_from's (choose a new train.run_dir)");
-  load_named_state(*checkpoint.model, model::named_state(*model_));
+  const std::string meta_path = (fs::path(checkpoint.dir) / "meta.json").string();
+  const auto record = lora_record_from_meta(checkpoint.meta, meta_path);
+  check(record.has_value() == lora_.has_value(), meta_path, lora_ ? ": not a LoRA run, but this one trains adapters"
+                                                                  : ": a LoRA run, but this one trains every weight",
+        " (choose a new train.run_dir)");
+  if (record) {
+    std::vector<std::string> modules;
+    for (const auto& [path, adapter] : lora_->adapters) modules.push_back(path);
+    check(record->modules == modules && record->options.rank == lora_options_.rank, meta_path,
+          ": its adapters are on other modules or of another rank than this run's (choose a new train.run_dir)");
+    check_directory_checksums(lora_base_, record->base_files, meta_path);
+  }
+  load_named_state(*checkpoint.model, checkpointed_policy_state());
   optimizer_->load_state([&](const std::string& name) {
     check(checkpoint.optimizer->contains(name), checkpoint.optimizer->path(), ": optimizer state \"", name,
           "\" is missing (a checkpoint of another optimizer?)");

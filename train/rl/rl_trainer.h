@@ -23,6 +23,7 @@
 #include "data/token_loader.h"
 #include "data/tokenizer.h"
 #include "model/kimi_model.h"
+#include "quant/lora.h"
 #include "quant/qat.h"
 #include "train/checkpoint.h"
 #include "train/optim/optimizer.h"
@@ -90,6 +91,9 @@ class RlTrainer {
   model::KimiForCausalLM sampling_model();
   void resume(const LoadedCheckpoint& checkpoint);
   void set_up();
+  void adapt_policy();
+  // What checkpoints hold of the policy: every tensor, or under LoRA RL the adapters.
+  std::vector<std::pair<std::string, torch::Tensor>> checkpointed_policy_state() const;
   // The step's episode outcomes of every rank, in episode order, from this rank's (at `first`).
   struct StepOutcomes;
   StepOutcomes gather_outcomes(const std::vector<Episode>& episodes, const std::vector<EpisodeOutcome>& outcomes,
@@ -110,6 +114,12 @@ class RlTrainer {
   std::unique_ptr<data::TokenLoader> ptx_loader_;
   std::vector<RlTask> tasks_;  // the run's training tasks, P per step
   std::optional<quant::QatOptions> qat_;  // set when the policy trains with INT4 QAT
+  // LoRA RL: the adapters that train, their settings, and the frozen base they sit on (its
+  // directory and files' checksums, recorded in checkpoints).
+  std::optional<quant::LoraAdapters> lora_;
+  quant::LoraOptions lora_options_;
+  std::string lora_base_;
+  Json lora_base_files_;
   int64_t start_step_ = 0;                 // steps completed before this run (resumed checkpoint)
   std::optional<EvalReport> resumed_before_;
 };

@@ -31,7 +31,9 @@ PlanInputs tiny_lora_inputs(const quant::LoraOptions& options, int64_t ep) {
   in.num_gpus = 2;
   in.seq_len = 16;
   in.global_batch_size = 2;
-  in.lora = LoraPlan{options.rank, options.modules};
+  in.lora = LoraPlan{};
+  in.lora->rank = options.rank;
+  in.lora->modules = options.modules;
   in.lora->select(in.model);
   return in;
 }
