@@ -348,6 +348,10 @@ TEST(RlCli, LoraRlTrainsAdaptersOnAFrozenInt4BaseFromAPeftDirectory) {
   r = run_command(on_base(dir / "dropout", "--set lora.rank=4 --set lora.dropout=0.1"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("lora.dropout (0.1) with RL"), std::string::npos) << r.output;
+  r = run_command(rl_command(dir / "from-lora", "--set train.init_from=" + fresh));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is a LoRA checkpoint: export its adapters"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "from-lora"));
   EXPECT_FALSE(fs::exists(dir / "both"));
   EXPECT_FALSE(fs::exists(dir / "dropout"));
 }

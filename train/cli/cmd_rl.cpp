@@ -46,6 +46,7 @@ int run_rl(const Args& args) {
   check(run_options.stop_after_steps >= 0, "--stop-after (", run_options.stop_after_steps, ") must be >= 0");
   if (parsed.count("eval-only")) {
     rl_options.train.run_dir += "/eval-only";
+    run_options.evaluate_only = true;
     train::rl::RlTrainer trainer(std::move(rl_options), run_options);
     const auto eval = trainer.evaluate();
     const Json report = {{"model", recipe.get_string("train.init_from")}, {"heldout", eval.to_json()},

@@ -31,12 +31,24 @@ using Clock = std::chrono::steady_clock;
 
 model::KimiForCausalLM load_policy(const std::string& dir, const TrainOptions& train, bool frozen_base) {
   check(fs::exists(dir), "train.init_from (\"", dir, "\"): no such directory");
+  const std::string resolved = resolve_model_dir(dir);
   LoadOptions load;
   load.keep_bf16 = frozen_base && train.dtype == torch::kBFloat16;  // a frozen base stays as stored
-  auto lm = load_model(resolve_model_dir(dir), load);
+  auto lm = load_model(resolved, load);
   lm->compute_dtype = train.dtype;
   model::set_router_fp64(lm, train.router_fp64);
   return lm;
+}
+
+// A LoRA checkpoint's base is frozen and its adapters are not the model's parameters: RL would
+// train nothing of it (evaluating it is fine). Its adapters go on as a PEFT directory on their base.
+void check_trainable_start(const std::string& dir) {
+  const std::string resolved = resolve_model_dir(dir);
+  if (!is_training_checkpoint(resolved)) return;
+  const std::string meta_path = (fs::path(resolved) / "meta.json").string();
+  check(!lora_record_from_meta(read_json_file(meta_path), meta_path).has_value(), "train.init_from (\"", resolved,
+        "\") is a LoRA checkpoint: export its adapters (k2forge export --format peft) and pass them as --adapter "
+        "with their base as train.init_from, or export it merged and start from that");
 }
 
 // The QAT settings a starting checkpoint was trained with (load_model already applied them).
@@ -183,6 +195,7 @@ void RlTrainer::set_up() {
 
   torch::manual_seed(options_.train.seed);
   const bool lora = options_.trains_adapters();
+  if (!run_options_.evaluate_only) check_trainable_start(options_.train.init_from);
   model_ = load_policy(options_.train.init_from, options_.train, lora);
   check(tokenizer_->vocab_size() <= model_->model->config.vocab_size, "rl.tokenizer has ", tokenizer_->vocab_size(),
         " tokens, more than the model's vocab_size ", model_->model->config.vocab_size);
@@ -235,12 +248,6 @@ void RlTrainer::set_up() {
 // ones from [lora]. The base is recorded by its files' checksums, as `k2forge train` records it.
 void RlTrainer::adapt_policy() {
   const std::string base = resolve_model_dir(options_.train.init_from);
-  if (is_training_checkpoint(base)) {
-    const std::string meta_path = (fs::path(base) / "meta.json").string();
-    check(!lora_record_from_meta(read_json_file(meta_path), meta_path).has_value(), "train.init_from (\"", base,
-          "\") is a LoRA checkpoint: export its adapters (k2forge export --format peft) and pass them as --adapter "
-          "with their base as train.init_from, or export it merged and adapt that");
-  }
   lora_base_ = fs::absolute(base).lexically_normal().string();
   lora_base_files_ = directory_checksums(lora_base_);
   if (options_.adapter.empty()) {

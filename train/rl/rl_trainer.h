@@ -63,6 +63,7 @@ struct RlRunResult {
 struct RlRunOptions {
   bool quiet_console = false;
   int64_t stop_after_steps = 0;  // > 0: stop (with a checkpoint) after this many steps of this run
+  bool evaluate_only = false;    // --eval-only: nothing trains, so any model loads (a LoRA checkpoint too)
 };
 
 class RlTrainer {
