@@ -125,8 +125,7 @@ CheckpointModel open_checkpoint_model(const std::string& dir) {
   checkpoint.meta = read_json_file(meta_path);
   check(checkpoint.meta.contains("model_config"), meta_path, ": no \"model_config\" (not a k2forge checkpoint?)");
   checkpoint.config = model::ModelConfig::from_hf_json(checkpoint.meta.at("model_config"), meta_path + " model_config");
-  checkpoint.tensors =
-      std::make_unique<model::SafetensorsFileSource>((fs::path(dir) / checkpoint_file_name("model", 0)).string());
+  checkpoint.tensors = std::make_unique<CheckpointTensors>(dir, "model", checkpoint.meta);  // every rank's part
   return checkpoint;
 }
 

@@ -1,6 +1,6 @@
 // Opening a model for inference or export from any directory a user has: an HF directory (bf16,
 // FP8 block-scaled or INT4 pack-quantized config.json + safetensors) or a k2forge training
-// checkpoint (meta.json with the model config + model-rank00000.safetensors). A checkpoint trained
+// checkpoint (meta.json with the model config and the index of its model-rank*.safetensors). A checkpoint trained
 // with QAT records its quantisation in meta.json and is opened with the same fake quantisation,
 // so scoring it scores the INT4 model it will export to.
 #pragma once

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <algorithm>
 #include <map>
-#include <regex>
 
 #include "base/error.h"
 #include "parallel/comm.h"
@@ -156,77 +155,28 @@ double ParallelRuntime::global_grad_norm(const NamedTensorList& parameters) cons
   return std::sqrt(sum_over_stages({dense + experts})[0]);
 }
 
-namespace {
-// "model.layers.3.mlp.experts.12.up_proj.weight.momentum" -> ("model.layers.3.mlp.experts.", 12, ".up_proj...").
-struct ExpertName {
-  std::string prefix, suffix;
-  int64_t expert = -1;
-};
-ExpertName split_expert_name(const std::string& name) {
-  static const std::regex pattern(R"(^(.*\.mlp\.experts\.)([0-9]+)(\..*)$)");
-  std::smatch match;
-  if (!std::regex_match(name, match, pattern)) return {};
-  return {match[1], match[3], std::stoll(match[2])};
-}
-}  // namespace
-
-NamedTensorList ParallelRuntime::gather_routed_experts(const NamedTensorList& local, int64_t n_routed_experts) const {
-  if (layout_.ep == 1) return local;
-  const int64_t P = layout_.ep, L = n_routed_experts / P, first = coord().ep_rank * L;
-  NamedTensorList full;
-  size_t i = 0;
-  while (i < local.size()) {
-    const auto head = split_expert_name(local[i].first);
-    if (head.expert < 0) {
-      full.push_back(local[i++]);
-      continue;
+std::vector<bool> ParallelRuntime::written_here(const NamedTensorList& tensors) const {
+  std::vector<bool> mine(tensors.size(), true);
+  if (!context_) return mine;
+  for (const bool experts : {false, true}) {
+    std::vector<size_t> members;
+    std::vector<int64_t> numels;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (parallel::is_routed_expert_parameter(tensors[i].first) != experts) continue;
+      members.push_back(i);
+      numels.push_back(tensors[i].second.numel());
     }
-    // One layer's run of routed-expert entries (local experts in order, each with its tensors):
-    // rank p holds the same run for experts [p*L, (p+1)*L), so emitting rank by rank is expert order.
-    size_t end = i;
-    std::vector<ExpertName> names;
-    std::vector<std::vector<torch::Tensor>> gathered;  // [entry][rank]
-    for (; end < local.size(); ++end) {
-      auto name = split_expert_name(local[end].first);
-      if (name.expert < 0 || name.prefix != head.prefix) break;
-      check(name.expert >= first && name.expert < first + L, "checkpoint: ", local[end].first, " is not among this rank's experts [",
-            first, ", ", first + L, ")");
-      gathered.push_back(parallel::all_gather(groups_.ep, local[end].second.detach()));
-      names.push_back(std::move(name));
-    }
-    for (int64_t p = 0; p < P; ++p) {
-      for (size_t k = 0; k < names.size(); ++k) {
-        const int64_t expert = names[k].expert - first + p * L;
-        full.emplace_back(names[k].prefix + std::to_string(expert) + names[k].suffix, gathered[k][p]);
-      }
-    }
-    i = end;
+    const int replicas = static_cast<int>(experts ? layout_.dp / layout_.ep : layout_.dp);
+    const int64_t me = experts ? coord().expert_replica : coord().dp_rank;
+    const auto owners = parallel::assign_owners(numels, replicas);
+    for (size_t k = 0; k < members.size(); ++k) mine[members[k]] = owners[k] == me;
   }
-  return full;
+  return mine;
 }
 
-namespace {
-// Where a tensor sits in module order: the embedding, layer by layer, then the head, then the rest.
-// Adapters (PEFT's "base_model.model.<module>...") sit where their module does.
-int64_t module_position(const std::string& name, int64_t num_layers) {
-  static const std::regex layer(R"(^(base_model\.model\.)?model\.layers\.([0-9]+)\..*)");
-  std::smatch match;
-  if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
-  if (std::regex_match(name, match, layer)) return 1 + std::stoll(match[2]);
-  if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return num_layers + 1;
-  return num_layers + 2;
-}
-
-}  // namespace
-
-NamedTensorList ParallelRuntime::gather_stages(const NamedTensorList& local, int64_t num_layers) const {
-  if (layout_.pp == 1) return local;
-  check(coord().dp_rank == 0, "gather_stages: called on dp index ", coord().dp_rank, " (only index 0 takes part)");
-  auto full = parallel::gather_named_tensors(groups_.pp, local);
-  std::stable_sort(full.begin(), full.end(), [&](const auto& a, const auto& b) {
-    return module_position(a.first, num_layers) < module_position(b.first, num_layers);
-  });
-  return full;
+std::vector<std::string> ParallelRuntime::gather_over_world(const std::string& text) const {
+  if (!context_) return {text};
+  return parallel::all_gather_strings(groups_.world, text);
 }
 
 void ParallelRuntime::shard_optimizer_state(const NamedTensorList& parameters, const OptimizerOptions& optimizer) {
@@ -257,48 +207,6 @@ ParallelRuntime::OptimizerShare ParallelRuntime::optimized_here(const NamedTenso
 
 void ParallelRuntime::share_updated_parameters(const NamedTensorList& parameters) const {
   if (layout_.zero1 && context_) parallel::broadcast_updated_shards(parameters, shards_, groups_.dp, groups_.expert_dp);
-}
-
-NamedTensorList ParallelRuntime::gather_optimizer_shards(const NamedTensorList& local,
-                                                         const NamedTensorList& parameters) const {
-  if (!layout_.zero1 || !context_) return local;
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < parameters.size(); ++i) position[parameters[i].first] = i;
-  const auto parameter_of = [&](const std::string& state_name) {
-    const auto found = position.find(state_name.substr(0, state_name.rfind('.')));
-    return found == position.end() ? parameters.size() : found->second;
-  };
-  // Row-split state travels under "<name>#<rank>" (each rank's rows) and is joined in rank order.
-  const std::string kRowsMark = "#";
-  NamedTensorList gathered;
-  for (const bool experts : {false, true}) {
-    NamedTensorList mine;
-    for (const auto& [name, t] : local) {
-      if (parallel::is_routed_expert_parameter(name) != experts) continue;
-      const size_t i = parameter_of(name);
-      const bool split = i < parameters.size() && shards_[i].rows_split;
-      mine.emplace_back(split ? name + kRowsMark + std::to_string(shard_rank(name)) : name, t);
-    }
-    const auto& group = experts ? groups_.expert_dp : groups_.dp;
-    for (auto& [name, t] : parallel::gather_named_tensors(group, mine)) {
-      const auto mark = name.rfind(kRowsMark);
-      if (mark == std::string::npos) {
-        gathered.emplace_back(name, t);
-        continue;
-      }
-      const auto whole = name.substr(0, mark);
-      const auto joined = std::find_if(gathered.begin(), gathered.end(), [&](const auto& e) { return e.first == whole; });
-      if (joined == gathered.end()) {
-        gathered.emplace_back(whole, t);
-      } else {
-        joined->second = torch::cat({joined->second, t});  // gathered in rank order = row order
-      }
-    }
-  }
-  // Back in the parameters' order, as the unsharded optimizer lists its state ("<name>.<slot>").
-  std::stable_sort(gathered.begin(), gathered.end(),
-                   [&](const auto& a, const auto& b) { return parameter_of(a.first) < parameter_of(b.first); });
-  return gathered;
 }
 
 }  // namespace k2f::train

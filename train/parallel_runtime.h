@@ -1,7 +1,7 @@
 // What the trainer needs from parallel/: this rank's place in a pipeline/data/expert-parallel
 // layout, its process groups, the part of the model it builds, and the few reductions of a
 // training step beyond the gradient sync (token counts, loss sums, expert loads, QK maxima, the
-// gradient norm, checkpoint gathering). One process
+// gradient norm, who writes what of a checkpoint). One process
 // holds no context and every reduction is the identity, so single-process training runs exactly
 // the arithmetic it ran before parallelism existed.
 #pragma once
@@ -74,18 +74,12 @@ class ParallelRuntime {
   // routed experts' are spread over the ep group, layers over the pipeline stages.
   double global_grad_norm(const NamedTensorList& parameters) const;
 
-  // The full model's tensors from this rank's, for a checkpoint: routed-expert entries are gathered
-  // over the ep group and named by their global expert ids, in expert order. Collective over the
-  // ep group; meaningful on ranks with expert_replica 0 (the others hold copies and skip it).
-  NamedTensorList gather_routed_experts(const NamedTensorList& local, int64_t n_routed_experts) const;
-  // True where this rank takes part in writing checkpoints (it holds the first copy of its experts).
-  bool writes_checkpoint_experts() const { return coord().expert_replica == 0; }
-  // Every stage's tensors gathered on rank 0 for a checkpoint, in module order (layer by layer);
-  // names held by several stages (optimizer.step) are taken once. Called by the dp index 0 rank of
-  // every stage (a collective over their pipeline group); returns the whole list on rank 0, an
-  // empty one elsewhere.
-  NamedTensorList gather_stages(const NamedTensorList& local, int64_t num_layers) const;
-  bool writes_checkpoint_stage() const { return layout_.pp == 1 || coord().dp_rank == 0; }
+  // Of tensors that every replica of this rank holds alike and in the same order (a stage's dense
+  // tensors over dp, routed experts over the expert-data group), those this rank writes to a
+  // checkpoint: each goes to one replica, balanced by element count. All of them in one process.
+  std::vector<bool> written_here(const NamedTensorList& tensors) const;
+  // Every rank's `text`, in rank order (just `text` in one process).
+  std::vector<std::string> gather_over_world(const std::string& text) const;
 
   // ZeRO-1 (parallel.zero1; parallel/zero1.h). Plans each parameter's shard from its update
   // rule; call once with the trainer's parameters, which every later call passes in the same order.
@@ -98,11 +92,6 @@ class ParallelRuntime {
   OptimizerShare optimized_here(const NamedTensorList& parameters) const;
   // After the optimizer step: the updated pieces to every replica (ZeRO-1; else nothing).
   void share_updated_parameters(const NamedTensorList& parameters) const;
-  // The sharded optimizer state of the dp (dense) and expert-dp (experts) groups collected on
-  // their first ranks, row-split state joined, in parameter order (ZeRO-1; else `local`).
-  // Collective over both groups.
-  NamedTensorList gather_optimizer_shards(const NamedTensorList& local, const NamedTensorList& parameters) const;
-
  private:
   std::shared_ptr<parallel::DistributedContext> context_;
   parallel::ParallelLayout layout_;

@@ -6,6 +6,8 @@
 #include <csignal>
 #include <filesystem>
 #include <limits>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -80,6 +82,8 @@ Trainer::Trainer(TrainOptions options, TrainerRunOptions run_options,
   // Reads files and allocates without communicating: a missing store or a damaged checkpoint on
   // one rank stops every rank with its message instead of leaving them waiting.
   parallel_->on_all_ranks([this] { set_up(); });
+  agree_on_resume_step();
+  parallel_->on_all_ranks([this] { resume_or_start(); });
   log_optimizer_state_bytes();
   peak_flops_ = options_.peak_flops > 0 ? options_.peak_flops : measure_bf16_gemm_flops(device_);
   if (parallel_->is_main()) {
@@ -110,10 +114,46 @@ void Trainer::set_up() {
     check(checkpoints_->steps().empty(), options_.run_dir,
           ": holds checkpoints already; --fresh never overwrites them (choose a new train.run_dir)");
   }
-  if (!resume()) {
-    torch::manual_seed(static_cast<uint64_t>(options_.seed));  // a fresh run's random numbers (dropout) follow its seed
-    if (!lora_) initialise_weights();
+  resume_from_ = checkpoints_->load_latest(checkpoint_reads());
+}
+
+// What this rank reads of a checkpoint: its own model part and optimizer state (and the step and
+// RNG), so that only the files holding them are checked and mapped.
+std::vector<std::string> Trainer::checkpoint_reads() const {
+  std::vector<std::string> names{kCpuRngStateName};
+  for (const auto& [name, tensor] : checkpointed_model_state()) names.push_back(name);
+  for (const auto& [name, tensor] : optimizer_->state_tensors()) names.push_back(name);
+  return names;
+}
+
+// Every rank resumes from the same step: the newest that is intact for all of them (a file only
+// some ranks read may be damaged).
+void Trainer::agree_on_resume_step() {
+  const int64_t here = resume_from_ ? resume_from_->step : -1;
+  int64_t lowest = here, highest = here;
+  for (const auto& text : parallel_->gather_over_world(std::to_string(here))) {
+    lowest = std::min<int64_t>(lowest, std::stoll(text));
+    highest = std::max<int64_t>(highest, std::stoll(text));
   }
+  parallel_->on_all_ranks([&] {
+    check(lowest >= 0 || highest < 0, options_.run_dir, ": some ranks find no intact checkpoint and others step ", highest,
+          " (do all ranks see the same train.run_dir?)");
+    if (here != lowest) {
+      log::warn("rank ", parallel_->rank(), " resumes from ", CheckpointManager::step_dir_name(lowest),
+                ", the newest checkpoint intact for every rank");
+      resume_from_ = checkpoints_->load_step(lowest, checkpoint_reads());
+    }
+  });
+}
+
+void Trainer::resume_or_start() {
+  if (resume_from_) {
+    resume(*resume_from_);
+    resume_from_.reset();  // unmaps its files
+    return;
+  }
+  torch::manual_seed(static_cast<uint64_t>(options_.seed));  // a fresh run's random numbers (dropout) follow its seed
+  if (!lora_) initialise_weights();
 }
 
 // This rank's model: its slice of the routed experts (all of them in one process), reached
@@ -191,52 +231,54 @@ void Trainer::initialise_weights() {
     quant::QuantizedHfSource directory(source);  // bf16, FP8-block or INT4: dequantised into masters
     model::load_weights(*model_, directory);
   } else if (fs::exists(fs::path(source) / "meta.json")) {
-    model::SafetensorsFile file((fs::path(source) / checkpoint_file_name("model", 0)).string());
-    load_named_state(file, model::named_state(*model_));
+    load_named_state(*open_checkpoint_model(source).tensors, model::named_state(*model_));
     log::info("initialised weights from checkpoint ", source);
   } else {
     fail("train.init_from (\"", source, "\"): expected an HF directory (config.json) or a checkpoint (meta.json)");
   }
 }
 
-bool Trainer::resume() {
-  auto loaded = checkpoints_->load_latest();
-  if (!loaded) return false;
+void Trainer::resume(LoadedCheckpoint& loaded) {
   if (lora_) {
-    const std::string meta_path = (fs::path(loaded->dir) / "meta.json").string();
-    const auto record = lora_record_from_meta(loaded->meta, meta_path);
+    const std::string meta_path = (fs::path(loaded.dir) / "meta.json").string();
+    const auto record = lora_record_from_meta(loaded.meta, meta_path);
     check(record.has_value(), meta_path, ": not a LoRA checkpoint, but lora.rank is ", options_.lora.rank,
           " (choose a new train.run_dir)");
     check_adapted_modules(record->modules, meta_path);
     check_directory_checksums(lora_base_, record->base_files, meta_path);
   }
-  load_named_state(*loaded->model, checkpointed_model_state());
-  optimizer_->load_state([&](const std::string& name) {
-    check(loaded->optimizer->contains(name), loaded->optimizer->path(), ": optimizer state \"", name,
+  load_named_state(*loaded.model, checkpointed_model_state());
+  auto& state = *loaded.optimizer;
+  optimizer_->load_state([&](const std::string& name, RowRange rows) {
+    check(state.contains(name), state.description(), ": optimizer state \"", name,
           "\" is missing (a checkpoint of another optimizer or model?)");
-    return loaded->optimizer->load(name);
+    return rows.whole() ? state.load(name) : state.load_rows(name, rows.first, rows.count);  // only this rank's rows
   });
   auto generator = at::detail::getDefaultCPUGenerator();  // a handle sharing the default generator
-  generator.set_state(loaded->optimizer->load(kCpuRngStateName));
-  loader_->restore(loaded->meta.at("sampler"));
-  completed_steps_ = loaded->step;
-  tokens_seen_ = loaded->meta.at("tokens_seen").get<int64_t>();
-  skipped_steps_ = loaded->meta.value("skipped_steps", int64_t{0});
-  log::info("resumed from ", loaded->dir, " (step ", completed_steps_, ")");
-  return true;
+  generator.set_state(state.load(kCpuRngStateName));
+  loader_->restore(loaded.meta.at("sampler"));
+  completed_steps_ = loaded.step;
+  tokens_seen_ = loaded.meta.at("tokens_seen").get<int64_t>();
+  skipped_steps_ = loaded.meta.value("skipped_steps", int64_t{0});
+  log::info("resumed from ", loaded.dir, " (step ", completed_steps_, ")");
 }
 
 NamedTensorList Trainer::checkpointed_model_state() const {
   return lora_ ? lora_->named_parameters() : model::named_state(*model_);
 }
 
-// The whole model's adapted modules, from the checkpoint's (gathered) adapter tensors.
-LoraRecord Trainer::lora_record(const NamedTensorList& adapter_tensors) const {
+// The whole model's adapted modules, from the adapter tensors every rank's part of a checkpoint
+// wrote (in rank order, each part in module order).
+LoraRecord Trainer::lora_record(const std::vector<Json>& parts) const {
   LoraRecord record{options_.lora, {}, lora_base_, lora_base_files_};
   const std::string prefix = "base_model.model.", suffix = ".lora_A.weight";
-  for (const auto& [name, tensor] : adapter_tensors)
-    if (name.size() > prefix.size() + suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      record.modules.push_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+  for (const auto& part : parts) {
+    for (const auto& entry : part.at("model_order")) {
+      const auto name = entry.get<std::string>();
+      if (name.size() > prefix.size() + suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        record.modules.push_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+    }
+  }
   return record;
 }
 
@@ -260,24 +302,75 @@ void Trainer::zero_gradients() {
     if (p.grad().defined()) p.mutable_grad().reset();
 }
 
-// One file per kind, as in one process, whatever the layout: the routed experts (and their
-// optimizer state) are gathered over the ep group, the stages' layers over the pipeline, to rank
-// 0, which writes. Any layout resumes it.
+// Each rank writes only what it owns (parallel_->written_here: one replica of each replicated
+// tensor, every ZeRO-1 shard by its holder) into the step's directory; rank 0 commits the step
+// once every part is there. Only the parts' indexes (text) cross ranks. Any layout resumes it.
 void Trainer::save_checkpoint() {
-  auto model_state = checkpointed_model_state();
-  auto optimizer_state = parallel_->gather_optimizer_shards(optimizer_->state_tensors(), named_parameters_);
-  if (parallel_->layout().ep > 1) {
-    if (!parallel_->writes_checkpoint_experts()) return;
-    model_state = parallel_->gather_routed_experts(model_state, options_.model.n_routed_experts);
-    optimizer_state = parallel_->gather_routed_experts(optimizer_state, options_.model.n_routed_experts);
+  const auto model_state = checkpointed_model_state();
+  ShardTensors model_part, optimizer_part;
+  const auto writes = parallel_->written_here(model_state);
+  for (size_t i = 0; i < model_state.size(); ++i)
+    if (writes[i]) model_part.push_back({model_state[i].first, model_state[i].second});
+  std::map<std::string, const OptimizedParameter*> parameters;
+  for (const auto& p : optimizer_->parameters()) parameters[p.name] = &p;
+  NamedTensorList optimizer_state;
+  for (auto& [name, tensor] : optimizer_->state_tensors())
+    if (name != "optimizer.step") optimizer_state.emplace_back(name, tensor);
+  // Without ZeRO-1 the state is replicated like its parameter; with it, each rank holds its own shards.
+  const auto state_writes = parallel_->layout().zero1 ? std::vector<bool>(optimizer_state.size(), true)
+                                                      : parallel_->written_here(optimizer_state);
+  for (size_t i = 0; i < optimizer_state.size(); ++i) {
+    if (!state_writes[i]) continue;
+    const auto& [name, tensor] = optimizer_state[i];
+    ShardTensor piece{name, tensor};
+    const auto& p = *parameters.at(name.substr(0, name.rfind('.')));
+    if (!p.rows.whole()) {
+      piece.first = p.rows.first;
+      piece.total_rows = p.param.size(0);
+    }
+    optimizer_part.push_back(std::move(piece));
   }
-  if (!parallel_->writes_checkpoint_stage()) return;
-  model_state = parallel_->gather_stages(model_state, options_.model.num_hidden_layers);
-  optimizer_state = parallel_->gather_stages(optimizer_state, options_.model.num_hidden_layers);
-  if (!parallel_->is_main()) return;
-  optimizer_state.emplace_back(kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state());
+  if (parallel_->is_main()) {
+    optimizer_part.push_back({"optimizer.step", torch::tensor(optimizer_->steps_taken(), torch::kInt64)});
+    optimizer_part.push_back({kCpuRngStateName, at::detail::getDefaultCPUGenerator().get_state()});
+  }
+  const int64_t step = completed_steps_;
+  // Each phase ends with every rank learning every rank's outcome ("" or its error).
+  const auto agree = [&](const std::string& error) {
+    for (const auto& text : parallel_->gather_over_world(error)) {
+      if (text.empty()) continue;
+      if (parallel_->is_main()) checkpoints_->abandon_save(checkpoints_->temporary_dir(step));
+      fail(checkpoints_->save_failure(step, text));
+    }
+  };
+  const auto attempt = [&](const std::function<void()>& body) {
+    try {
+      body();
+      return std::string();
+    } catch (const std::exception& e) {
+      return "rank " + std::to_string(parallel_->rank()) + ": " + e.what();
+    }
+  };
+  agree(attempt([&] { if (parallel_->is_main()) checkpoints_->begin_save(step); }));
+  Json part;
+  const std::string written = attempt([&] {
+    part = checkpoints_->write_part(checkpoints_->temporary_dir(step), parallel_->rank(), model_part, optimizer_part);
+  });
+  const auto parts = parallel_->gather_over_world(written.empty() ? part.dump() : "");
+  agree(written);
+  std::string dir;
+  agree(attempt([&] {
+    if (!parallel_->is_main()) return;
+    std::vector<Json> indexes;
+    for (const auto& text : parts) indexes.push_back(Json::parse(text));
+    dir = checkpoints_->commit_save(step, checkpoints_->temporary_dir(step), indexes, checkpoint_meta(indexes));
+  }));
+  if (parallel_->is_main()) log::info("checkpoint ", dir);
+}
+
+Json Trainer::checkpoint_meta(const std::vector<Json>& parts) const {
   const auto& layout = parallel_->layout();
-  Json meta = {{"format_version", 1},
+  Json meta = {{"format_version", 2},
                {"tokens_seen", tokens_seen_},
                {"skipped_steps", skipped_steps_},
                {"sampler", loader_->state()},
@@ -285,9 +378,8 @@ void Trainer::save_checkpoint() {
                {"layout", {{"world_size", parallel_->world_size()}, {"pp", layout.pp}, {"dp", layout.dp}, {"ep", layout.ep}}},
                {"recipe", options_.recipe_toml}};
   if (options_.qat) meta["quantization"] = quantization_meta(options_.qat_options);
-  if (lora_) meta["lora"] = lora_meta(lora_record(model_state));
-  const auto dir = checkpoints_->save(completed_steps_, model_state, optimizer_state, meta);
-  log::info("checkpoint ", dir);
+  if (lora_) meta["lora"] = lora_meta(lora_record(parts));
+  return meta;
 }
 
 StepMetrics Trainer::train_step(int64_t step) {

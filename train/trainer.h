@@ -68,10 +68,14 @@ class Trainer {
   void log_optimizer_state_bytes() const;
   void initialise_weights();
   model::KimiForCausalLM frozen_base_model();
-  bool resume();
+  std::vector<std::string> checkpoint_reads() const;
+  void agree_on_resume_step();
+  void resume_or_start();
+  void resume(LoadedCheckpoint& loaded);
+  Json checkpoint_meta(const std::vector<Json>& parts) const;
   // What a checkpoint holds of the model: every tensor, or with LoRA the adapters only.
   NamedTensorList checkpointed_model_state() const;
-  LoraRecord lora_record(const NamedTensorList& adapter_tensors) const;
+  LoraRecord lora_record(const std::vector<Json>& parts) const;
   void check_adapted_modules(const std::vector<std::string>& recorded, const std::string& meta_path) const;
   void zero_gradients();
   void save_checkpoint();
@@ -94,6 +98,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<data::TokenLoader> loader_;
   std::unique_ptr<CheckpointManager> checkpoints_;
+  std::optional<LoadedCheckpoint> resume_from_;  // found by set_up, agreed on by every rank, then loaded
   std::unique_ptr<ExpertLoadTracker> loads_;
   std::unique_ptr<PipelineExecutor> executor_;
   int64_t completed_steps_ = 0;

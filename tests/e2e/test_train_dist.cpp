@@ -20,6 +20,7 @@
 #include "e2e/e2e_paths.h"
 #include "model/safetensors.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 #include "train/model_loading.h"
 
 namespace k2f {
@@ -120,14 +121,18 @@ struct StepOneDifference {
 // rounding (about 1e-11 here, from another order of summation over ranks) by up to lr / eps
 // (2.5e5), so those two tensors get 1e-5 instead of 1e-6 (measured values are printed); so do LoRA
 // adapters, every one of which AdamW updates (B's first gradients are small where A x is).
+// A step directory's tensors of one kind, joined from every rank's files through the index.
+train::CheckpointTensors checkpoint_tensors(const std::string& step_dir, const std::string& kind) {
+  return train::CheckpointTensors(step_dir, kind, read_json_file(step_dir + "/meta.json"));
+}
+
 StepOneDifference step_one_difference(const std::string& a_dir, const std::string& b_dir) {
-  const model::SafetensorsFile a(a_dir + "/model-rank00000.safetensors"), b(b_dir + "/model-rank00000.safetensors");
-  const model::SafetensorsFile a_opt(a_dir + "/optimizer-rank00000.safetensors"),
-      b_opt(b_dir + "/optimizer-rank00000.safetensors");
-  EXPECT_EQ(a.names(), b.names()) << a_dir << " vs " << b_dir;
-  EXPECT_EQ(a_opt.names(), b_opt.names()) << a_dir << " vs " << b_dir;
+  auto a = checkpoint_tensors(a_dir, "model"), b = checkpoint_tensors(b_dir, "model");
+  auto a_opt = checkpoint_tensors(a_dir, "optimizer"), b_opt = checkpoint_tensors(b_dir, "optimizer");
+  EXPECT_EQ(a.tensor_names(), b.tensor_names()) << a_dir << " vs " << b_dir;
+  EXPECT_EQ(a_opt.tensor_names(), b_opt.tensor_names()) << a_dir << " vs " << b_dir;
   StepOneDifference out;
-  for (const auto& name : a.names()) {
+  for (const auto& name : a.tensor_names()) {
     if (!b.contains(name)) continue;
     const auto x = a.load(name).to(torch::kFloat64), y = b.load(name).to(torch::kFloat64);
     const double difference = (x - y).abs().max().item<double>();
@@ -196,8 +201,7 @@ TEST_F(TrainDist, ExpertParallelTwoRanksEqualsOneProcessAndResumesInOne) {
   train_twenty(single("tiny_moe_ep2", "single"));
   train_twenty(mpi(2, "tiny_moe_ep2", "ep2"));
   expect_parity("ep2", "single", dir().str());
-  const model::SafetensorsFile file(dir() / "ep2/step-000010/model-rank00000.safetensors");
-  EXPECT_TRUE(file.contains("model.layers.2.mlp.experts.7.down_proj.weight"));
+  EXPECT_TRUE(checkpoint_tensors(dir() / "ep2/step-000010", "model").contains("model.layers.2.mlp.experts.7.down_proj.weight"));
   EXPECT_EQ(read_json_file(dir() / "ep2/step-000010/meta.json")["layout"]["ep"].get<int>(), 2);
 
   const auto run = copy_checkpoint(dir(), "ep2", "ep2-to-single", 10);
@@ -229,7 +233,7 @@ TEST_F(TrainDist, PipelineTwoStagesEqualsOneProcessUnder1F1BAndGPipe) {
   expect_parity("pp2", "pp-single", dir().str());
   train_twenty(mpi(2, "tiny_moe_pp2", "pp2-gpipe", "--set parallel.schedule=gpipe"));
   expect_parity("pp2-gpipe", "pp-single", dir().str());
-  const model::SafetensorsFile file(dir() / "pp2/step-000010/model-rank00000.safetensors");
+  const auto file = checkpoint_tensors(dir() / "pp2/step-000010", "model");
   EXPECT_TRUE(file.contains("model.embed_tokens.weight"));  // stage 0's
   EXPECT_TRUE(file.contains("lm_head.weight"));             // stage 1's
   EXPECT_TRUE(file.contains("model.layers.2.mlp.experts.7.down_proj.weight"));
@@ -289,14 +293,18 @@ TEST_F(TrainDist, LoraOnAnInt4BaseUnderPipelineDataExpertAndZeroOneEqualsOneProc
   EXPECT_NE(output.find("LoRA rank 4"), std::string::npos) << output;
   expect_parity("lora-4", "lora-single", dir().str());
 
-  const model::SafetensorsFile adapters(dir() / "lora-4/step-000010/model-rank00000.safetensors");
+  const auto adapters = checkpoint_tensors(dir() / "lora-4/step-000010", "model");
   for (const char* name : {"base_model.model.model.layers.0.self_attn.q_a_proj.lora_A.weight",   // stage 0
                            "base_model.model.model.layers.2.mlp.experts.7.down_proj.lora_B.weight",  // stage 1, ep rank 1
                            "base_model.model.model.layers.1.mlp.experts.0.gate_proj.lora_A.weight"})
     EXPECT_TRUE(adapters.contains(name)) << name;
-  for (const auto& name : adapters.names()) EXPECT_EQ(name.rfind("base_model.model.", 0), 0u) << name;
-  const auto single_modules = read_json_file(dir() / "lora-single/step-000010/meta.json")["lora"]["modules"];
-  EXPECT_EQ(read_json_file(dir() / "lora-4/step-000010/meta.json")["lora"]["modules"], single_modules);
+  for (const auto& name : adapters.tensor_names()) EXPECT_EQ(name.rfind("base_model.model.", 0), 0u) << name;
+  const auto modules = [&](const std::string& run) {
+    auto list = read_json_file(dir() / (run + "/step-000010/meta.json"))["lora"]["modules"].get<std::vector<std::string>>();
+    std::sort(list.begin(), list.end());
+    return list;
+  };
+  EXPECT_EQ(modules("lora-4"), modules("lora-single"));
 
   const auto to_one = copy_checkpoint(dir(), "lora-4", "lora-4-to-single", 10);
   r = run_command(single("tiny_moe_pp2_dp2_ep2", to_one, "--set parallel.pp=1 " + lora));
@@ -308,6 +316,32 @@ TEST_F(TrainDist, LoraOnAnInt4BaseUnderPipelineDataExpertAndZeroOneEqualsOneProc
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_continuation(dir().str(), to_four, "lora-single");
   EXPECT_EQ(train::directory_checksums(base), base_files);
+}
+
+// Sharded checkpoints (issue 21): under pp 2 x dp 2, ep 2 with ZeRO-1 every rank writes its own
+// files (one replica of each replicated tensor, its own optimizer shards) and about a quarter
+// of the bytes; meta.json's index names a file (and the rows) for every tensor.
+TEST_F(TrainDist, EveryRankWritesItsOwnPartOfACheckpoint) {
+  const auto output = run_command(mpi(4, "tiny_moe_pp2_dp2_ep2", "sharded", "--set parallel.zero1=true --set train.steps=10"));
+  ASSERT_EQ(output.exit_code, 0) << output.output;
+  const Json meta = read_json_file(dir() / "sharded/step-000010/meta.json");
+  std::vector<double> bytes(4, 0.0);
+  double total = 0;
+  for (const auto& [file, record] : meta["files"].items()) {
+    const int rank = std::stoi(file.substr(file.find("-rank") + 5, 5));
+    bytes.at(static_cast<size_t>(rank)) += record["bytes"].get<double>();
+    total += record["bytes"].get<double>();
+  }
+  std::cout << "sharded checkpoint bytes per rank:";
+  for (const double b : bytes) std::cout << " " << static_cast<int64_t>(b);
+  std::cout << " (total " << static_cast<int64_t>(total) << ")\n";
+  for (const double b : bytes) {
+    EXPECT_GT(b, 0.15 * total);
+    EXPECT_LT(b, 0.35 * total);
+  }
+  int sliced = 0;
+  for (const auto& [name, entry] : meta["index"]["optimizer"].items()) sliced += entry["pieces"].size() > 1 ? 1 : 0;
+  EXPECT_GT(sliced, 0) << "ZeRO-1 row slices of AdamW state, one piece per dp rank";
 }
 
 // Issue 7: `k2forge rl` under mpirun splits each step's prompt groups and the held-out batches over

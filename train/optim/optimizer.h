@@ -63,7 +63,8 @@ class Optimizer {
 
   // Optimizer state under "<hf name>.<slot>" names plus "optimizer.step".
   std::vector<std::pair<std::string, torch::Tensor>> state_tensors() const;
-  // Restores from tensors looked up by the names state_tensors() produces.
+  // Restores from tensors looked up by the names state_tensors() produces: lookup(name, rows)
+  // returns those rows of the whole state tensor (rows.whole(): all of it).
   template <typename Lookup>
   void load_state(Lookup&& lookup);
 
@@ -88,13 +89,13 @@ void Optimizer::load_state(Lookup&& lookup) {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& p = parameters_[i];
-    if (momentum_[i].defined()) momentum_[i].copy_(p.part(lookup(p.name + ".momentum")));
+    if (momentum_[i].defined()) momentum_[i].copy_(lookup(p.name + ".momentum", p.rows));
     if (exp_avg_[i].defined()) {
-      exp_avg_[i].copy_(p.part(lookup(p.name + ".exp_avg")));
-      exp_avg_sq_[i].copy_(p.part(lookup(p.name + ".exp_avg_sq")));
+      exp_avg_[i].copy_(lookup(p.name + ".exp_avg", p.rows));
+      exp_avg_sq_[i].copy_(lookup(p.name + ".exp_avg_sq", p.rows));
     }
   }
-  steps_ = lookup("optimizer.step").template item<int64_t>();
+  steps_ = lookup("optimizer.step", RowRange{}).template item<int64_t>();
 }
 
 }  // namespace k2f::train

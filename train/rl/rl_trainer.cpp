@@ -569,8 +569,8 @@ void RlTrainer::resume(const LoadedCheckpoint& checkpoint) {
     check_directory_checksums(lora_base_, record->base_files, meta_path);
   }
   load_named_state(*checkpoint.model, checkpointed_policy_state());
-  optimizer_->load_state([&](const std::string& name) {
-    check(checkpoint.optimizer->contains(name), checkpoint.optimizer->path(), ": optimizer state \"", name,
+  optimizer_->load_state([&](const std::string& name, RowRange) {  // every row: RL does not shard its state
+    check(checkpoint.optimizer->contains(name), checkpoint.optimizer->description(), ": optimizer state \"", name,
           "\" is missing (a checkpoint of another optimizer?)");
     return checkpoint.optimizer->load(name);
   });

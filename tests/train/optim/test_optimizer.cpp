@@ -92,7 +92,10 @@ TEST(Optimizer, StateRoundTrip) {
   EXPECT_TRUE(saved.count("model.norm.weight.exp_avg_sq"));
   auto a2 = a.clone(), b2 = b.clone();
   Optimizer second({{"model.layers.0.mlp.up_proj.weight", a2}, {"model.norm.weight", b2}}, OptimizerOptions{});
-  second.load_state([&](const std::string& name) { return saved.at(name); });
+  second.load_state([&](const std::string& name, RowRange rows) {
+    EXPECT_TRUE(rows.whole()) << name;
+    return saved.at(name);
+  });
   EXPECT_EQ(second.steps_taken(), 1);
   for (const auto& [name, t] : second.state_tensors()) EXPECT_TRUE(torch::equal(t, saved.at(name))) << name;
 }
@@ -128,9 +131,9 @@ TEST(Optimizer, RowRangesUpdateLikeTheWholeParameter) {
   EXPECT_EQ(top.state_bytes(), 2 * 3 * 4 * 4);  // exp_avg and exp_avg_sq of 3 rows, fp32
   const auto full_state = one.state_tensors();
   Optimizer restored({{"lm_head.weight", split}}, OptimizerOptions{}, {RowRange{3, 2}});
-  restored.load_state([&](const std::string& name) {
+  restored.load_state([&](const std::string& name, RowRange rows) {
     for (const auto& [n, t] : full_state)
-      if (n == name) return t;
+      if (n == name) return rows.whole() ? t : t.narrow(0, rows.first, rows.count);
     return torch::Tensor();
   });
   const auto bottom_state = bottom.state_tensors();
